@@ -1,0 +1,83 @@
+"""jupyter_futures: distributed futures and actors for Jupyter, on local worker processes.
+
+>>> import jupyter_futures as jf
+>>> jf.init()
+>>> jf.submit(pow, 2, 10).result()
+1024
+
+Importing this package starts nothing: no process, no thread, no socket.
+"""
+
+from __future__ import annotations
+
+from .actors import ActorHandle
+from .api import (
+    await_future,
+    call_actor,
+    create_actor,
+    init,
+    kill_actor,
+    locality,
+    put,
+    shutdown,
+    status,
+    submit,
+    submit_future,
+)
+from .client import Client
+from .client_base import LocalityRequirement, get_client
+from .errors import (
+    ActorDiedError,
+    ClusterClosedError,
+    FutureCancelledError,
+    FutureTimeoutError,
+    JupyterFuturesError,
+    ObjectStoreFullError,
+    RemoteException,
+    SerializationError,
+    UnsatisfiableRequirementError,
+    UpstreamDependencyFailedException,
+    UpstreamDependencyFailedNoReconstructionAllowed,
+    WorkerDiedException,
+)
+from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ActorDiedError",
+    "ActorHandle",
+    "Client",
+    "ClusterClosedError",
+    "Future",
+    "FutureCancelledError",
+    "FutureTimeoutError",
+    "JupyterFuturesError",
+    "LocalityRequirement",
+    "ObjectStoreFullError",
+    "RemoteException",
+    "SerializationError",
+    "UnsatisfiableRequirementError",
+    "UpstreamDependencyFailedException",
+    "UpstreamDependencyFailedNoReconstructionAllowed",
+    "WorkerDiedException",
+    "__version__",
+    "as_completed",
+    "await_future",
+    "call_actor",
+    "create_actor",
+    "gather",
+    "get_client",
+    "init",
+    "kill_actor",
+    "locality",
+    "put",
+    "shutdown",
+    "status",
+    "submit",
+    "submit_future",
+    "wait",
+]

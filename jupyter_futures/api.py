@@ -1,0 +1,117 @@
+"""The module-level API: ``jf.submit(...)`` and friends act on the current client.
+
+In the kernel the current client is the one ``init()`` started; inside a task or an actor
+it is that worker's own client, so the same calls work there (nested submission).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .actors import ActorHandle
+from .client import Client
+from .client_base import BaseClient, LocalityRequirement, current_client_or_none, get_client, set_client
+from .errors import FutureTimeoutError
+from .futures import Future
+
+T = TypeVar("T")
+
+
+def init(n_workers: int | None = None, **options: Any) -> BaseClient:
+    """Start the embedded local cluster, or return the one already running.
+
+    Takes the parameters of :class:`Client` (``cpus_per_worker``, ``ram_per_worker``,
+    ``gpus_per_worker``, ``resources``, ``store_capacity``, ...). Workers start in the
+    background; work submitted meanwhile waits for them.
+
+    Examples
+    --------
+    >>> import jupyter_futures as jf
+    >>> client = jf.init(n_workers=2)
+    >>> jf.submit(sum, [1, 2, 3]).result()
+    6
+    """
+    client = current_client_or_none()
+    if client is not None and not client.closed:
+        return client
+    client = Client(n_workers, **options)
+    set_client(client)
+    return client
+
+
+def shutdown() -> None:
+    """Stop the current cluster (nothing happens if none is running)."""
+    client = current_client_or_none()
+    if isinstance(client, Client):
+        client.shutdown()
+
+
+def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+    """Run ``fn(*args, **kwargs)`` on a worker; returns a :class:`Future`.
+
+    Keyword options (not passed to ``fn``): ``min_cpu``, ``min_ram`` (bytes), ``min_gpu``,
+    ``resources`` (dict), ``locality`` (from :func:`locality`), ``max_retries``,
+    ``allow_reconstruction``, ``name``. Futures anywhere in the arguments (also inside
+    lists, tuples and dicts) are waited for and replaced by their values.
+    """
+    return get_client().submit(fn, *args, **kwargs)
+
+
+submit_future = submit
+
+
+def put(obj: Any) -> Future[Any]:
+    """Store ``obj`` in shared memory; returns a Future that is already done."""
+    return get_client().put(obj)
+
+
+def locality(f: Future[Any]) -> list[LocalityRequirement]:
+    """Where ``f``'s value lives: pass one as ``submit(..., locality=...)`` to run there."""
+    return get_client().locality(f)
+
+
+def create_actor(cls: type, *args: Any, **kwargs: Any) -> Future[ActorHandle]:
+    """Start ``cls(*args, **kwargs)`` on a worker; a Future of its :class:`ActorHandle`.
+
+    Takes ``min_cpu``, ``min_ram``, ``min_gpu``, ``resources`` and ``max_restarts``.
+    """
+    return get_client().create_actor(cls, *args, **kwargs)
+
+
+def call_actor(actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any) -> Future[Any]:
+    """``actor.method(*args, **kwargs)``, by name; a Future of the result."""
+    return get_client().call_actor(actor, method, *args, **kwargs)
+
+
+def kill_actor(actor: ActorHandle | Future[ActorHandle]) -> None:
+    """Stop an actor; calls still queued fail with :class:`ActorDiedError`."""
+    get_client().kill_actor(actor)
+
+
+def status() -> dict[str, Any]:
+    """A snapshot of the cluster: ``workers``, ``futures``, ``actors``, ``objects``."""
+    client = get_client()
+    if not isinstance(client, Client):
+        raise RuntimeError("status() is available in the kernel, not inside tasks")
+    return client.status()
+
+
+def await_future(
+    f: Future[T], time_limit_secs: float | None = None, presume_worker_dead_after_secs: float = 30
+) -> T:
+    """Wait for ``f`` at most ``time_limit_secs``; a worker silent for
+    ``presume_worker_dead_after_secs`` meanwhile is declared dead and its work moved."""
+    deadline = None if time_limit_secs is None else time.monotonic() + time_limit_secs
+    step = max(0.05, presume_worker_dead_after_secs / 2)
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise FutureTimeoutError(f"future {f.id} not done after {time_limit_secs} s")
+        try:
+            return f.result(step if left is None else min(step, left))
+        except FutureTimeoutError:
+            client = f._client
+            if isinstance(client, Client):
+                client.presume_dead_if_silent(f.id, presume_worker_dead_after_secs)

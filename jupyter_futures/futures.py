@@ -1,0 +1,216 @@
+"""``Future``: one class for plain cells (``.result()``) and async ones (``await f``).
+
+A Future is a handle on a value that lives in the cluster. The I/O thread resolves it
+with an :class:`~jupyter_futures.protocol.Outcome`; the value is unpickled lazily, on the
+first ``result()``, from inline bytes or from a read-only mapping of shared memory taken
+when the future was resolved (so the value survives its worker's death).
+
+Each process holds at most one Future per id. Creating one tells the scheduler this
+process holds the value; when it is garbage collected, the scheduler hears the opposite
+and may free the value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import threading
+import time
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from . import errors
+from .protocol import Outcome
+from .serialize import reduce_future, unpack
+
+if TYPE_CHECKING:
+    from .client_base import BaseClient
+
+T = TypeVar("T")
+
+ALL_COMPLETED = cf.ALL_COMPLETED
+FIRST_COMPLETED = cf.FIRST_COMPLETED
+FIRST_EXCEPTION = cf.FIRST_EXCEPTION
+
+_UNDECODED = object()
+
+
+class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
+    """The eventual result of work submitted to the cluster.
+
+    A ``concurrent.futures.Future``: ``result(timeout)``, ``exception()``, ``done()``,
+    ``cancel()``, ``add_done_callback()``; and awaitable (``await f``).
+
+    Examples
+    --------
+    >>> f = jf.submit(pow, 2, 10)
+    >>> f.result()
+    1024
+    """
+
+    def __init__(self, tid: int, client: BaseClient, name: str = "") -> None:
+        super().__init__()
+        self.id = tid
+        self.name = name
+        self._client = client
+        self._blob: memoryview | bytes | None = None
+        self._value: Any = _UNDECODED
+        self._decode_lock = threading.Lock()
+        self.outcome: Outcome | None = None
+
+    # -- resolution (called by the client's I/O thread) --------------------------
+    def _resolve(self, outcome: Outcome, blob: memoryview | bytes | None, exc: BaseException | None) -> None:
+        with self._condition:
+            if self._state != cf._base.PENDING:  # type: ignore[attr-defined]
+                return
+        self.outcome = outcome
+        if outcome.status == "cancelled":
+            super().cancel()
+            self.set_running_or_notify_cancel()
+        elif exc is not None:
+            self.set_exception(exc)
+        else:
+            self._blob = blob
+            self.set_result(_UNDECODED)
+
+    # -- results ----------------------------------------------------------------
+    def result(self, timeout: float | None = None, *, writable: bool = False) -> T:
+        """Wait for the value and return it.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait; ``FutureTimeoutError`` (a ``TimeoutError``) after that.
+        writable
+            Return a private, writable copy. By default large buffers (numpy arrays)
+            are read-only views of shared memory, shared with every other reader.
+        """
+        self._wait(timeout)
+        try:
+            marker = super().result(0)
+        except cf.CancelledError:
+            raise errors.FutureCancelledError(f"future {self.id} was cancelled") from None
+        if marker is not _UNDECODED:
+            return marker  # type: ignore[no-any-return]
+        if writable:
+            return self._decode(writable=True)  # type: ignore[no-any-return]
+        with self._decode_lock:
+            if self._value is _UNDECODED:
+                self._value = self._decode(writable=False)
+            return self._value  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        try:
+            return super().exception(0)
+        except cf.CancelledError:
+            raise errors.FutureCancelledError(f"future {self.id} was cancelled") from None
+
+    def _wait(self, timeout: float | None) -> None:
+        if self.done():
+            return
+        with self._client.waiting():
+            with self._condition:
+                if not self._condition.wait_for(self.done, timeout):
+                    raise errors.FutureTimeoutError(
+                        f"future {self.id} ({self.name or 'task'}) not done after {timeout} s; "
+                        "the work goes on"
+                    )
+
+    def _decode(self, writable: bool) -> Any:
+        blob = self._blob
+        assert blob is not None
+        try:
+            return unpack(blob, writable=writable)
+        except Exception as exc:
+            raise errors.SerializationError(
+                f"the result of future {self.id} could not be unpickled in this process: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def cancel(self) -> bool:
+        """Drop the work if pending; interrupt it if running. True if it was cancelled."""
+        if self.done():
+            return self.cancelled()
+        self._client.cancel(self)
+        return self.cancelled()
+
+    @property
+    def state(self) -> str:
+        """pending, running, done, failed, cancelled (as the scheduler sees it now)."""
+        if self.done():
+            return "cancelled" if self.cancelled() else ("failed" if self._exception else "done")
+        return self._client.future_state(self.id)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if self.done():
+            return self.result()
+        return (yield from _await(self).__await__())
+
+    def __reduce__(self) -> Any:
+        return reduce_future(self.id)
+
+    def __repr__(self) -> str:
+        label = f" {self.name}" if self.name else ""
+        return f"<jupyter_futures.Future {self.id}{label} {self.state}>"
+
+    def __del__(self) -> None:
+        client = getattr(self, "_client", None)
+        if client is not None:
+            client._forget(self.id)
+
+
+async def _await(f: Future[T]) -> T:
+    await asyncio.wrap_future(f)
+    return f.result()
+
+
+Future.__module__ = "jupyter_futures"
+
+
+def _client_of(fs: Iterable[Future[Any]]) -> BaseClient | None:
+    for f in fs:
+        return f._client
+    return None
+
+
+def wait(
+    fs: Iterable[Future[Any]], timeout: float | None = None, return_when: str = ALL_COMPLETED
+) -> cf._base.DoneAndNotDoneFutures:  # type: ignore[name-defined]
+    """Wait for futures, like ``concurrent.futures.wait``; returns ``(done, not_done)``."""
+    fs = list(fs)
+    client = _client_of(fs)
+    if client is None:
+        return cf.wait(fs, timeout, return_when)
+    with client.waiting():
+        return cf.wait(fs, timeout, return_when)
+
+
+def as_completed(fs: Iterable[Future[Any]], timeout: float | None = None) -> Iterator[Future[Any]]:
+    """Yield futures as they finish; ``FutureTimeoutError`` if some are not done in time."""
+    fs = list(fs)
+    client = _client_of(fs)
+    it = cf.as_completed(fs, timeout)
+    while True:
+        try:
+            if client is None:
+                f = next(it)
+            else:
+                with client.waiting():
+                    f = next(it)
+        except StopIteration:
+            return
+        except TimeoutError as exc:
+            raise errors.FutureTimeoutError(str(exc)) from None
+        yield f  # type: ignore[misc]
+
+
+def gather(fs: Iterable[Future[T]], timeout: float | None = None) -> list[T]:
+    """The results of ``fs`` in order; raises the first error met."""
+    fs = list(fs)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out = []
+    for f in fs:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        out.append(f.result(left))
+    return out

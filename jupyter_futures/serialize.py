@@ -1,0 +1,258 @@
+"""Turning functions, arguments and results into bytes, and back.
+
+* Functions are pickled with cloudpickle once per definition and named by a hash, so a
+  worker that has seen one gets only its hash.
+* Arguments and results are pickled with protocol 5. Large buffers (numpy arrays, bytes)
+  go out of band and are laid out, aligned, after the pickle stream in one blob::
+
+      [magic u32][nbuf u32][header_len u64][(offset u64, length u64) * nbuf][header] pad [buf0] pad [buf1]
+
+  The same layout is used inline (small values inside a control message) and in shared
+  memory, where ``unpack`` hands each buffer to pickle as a view, with no copy.
+* A Future found anywhere inside what is pickled (lists, dicts, objects) is recorded by
+  ``Future.__reduce__`` through the collector set here: in arguments it becomes a
+  dependency whose *value* the worker substitutes on load; in results and ``put`` it stays
+  a future handle, and the containing object keeps it alive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import cloudpickle
+
+from .errors import SerializationError
+
+MAGIC = 0x4A460001
+_HEAD = struct.Struct("<IIQ")
+_ENTRY = struct.Struct("<QQ")
+ALIGN = 64
+INLINE_LIMIT = 64 * 1024
+"""Values packing to fewer bytes than this travel inside the control message."""
+
+_tls = threading.local()
+
+
+# -- futures inside pickles ----------------------------------------------------------
+
+
+@contextmanager
+def collecting(mode: str) -> Iterator[list[int]]:
+    """Collect the ids of futures pickled inside this block.
+
+    ``mode`` is ``"arg"`` (futures become their values on the worker) or ``"value"``
+    (futures stay handles).
+    """
+    saved = getattr(_tls, "collect", None)
+    found: list[int] = []
+    _tls.collect = (mode, found)
+    try:
+        yield found
+    finally:
+        _tls.collect = saved
+
+
+def reduce_future(tid: int) -> tuple[Callable[..., Any], tuple[int]]:
+    """``Future.__reduce__``: a dependency marker in arguments, a handle elsewhere."""
+    state = getattr(_tls, "collect", None)
+    if state is None:
+        return (_load_handle, (tid,))
+    mode, found = state
+    found.append(tid)
+    return (_load_dependency, (tid,)) if mode == "arg" else (_load_handle, (tid,))
+
+
+@contextmanager
+def resolving(values: Callable[[int], Any]) -> Iterator[None]:
+    """While unpickling arguments, futures are replaced by ``values(tid)``."""
+    saved = getattr(_tls, "resolve", None)
+    _tls.resolve = values
+    try:
+        yield
+    finally:
+        _tls.resolve = saved
+
+
+def _load_dependency(tid: int) -> Any:
+    resolve = getattr(_tls, "resolve", None)
+    if resolve is None:
+        return _load_handle(tid)
+    return resolve(tid)
+
+
+_handle_factory: list[Callable[[int], Any]] = []
+
+
+def set_handle_factory(factory: Callable[[int], Any]) -> None:
+    """How this process turns a future id into a Future (set by the client module)."""
+    _handle_factory[:] = [factory]
+
+
+def _load_handle(tid: int) -> Any:
+    if not _handle_factory:
+        raise SerializationError(f"future {tid} unpickled outside a jupyter_futures process")
+    return _handle_factory[0](tid)
+
+
+# -- functions -----------------------------------------------------------------------
+
+
+class FunctionCache:
+    """cloudpickle each function once; the key is the hash of its pickle."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Any, bytes, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, fn: Callable[..., Any]) -> tuple[bytes, bytes]:
+        entry = self._by_id.get(id(fn))
+        if entry is not None and entry[0] is fn:
+            return entry[1], entry[2]
+        try:
+            data = cloudpickle.dumps(fn, protocol=5)
+        except Exception as exc:
+            raise SerializationError(
+                f"could not pickle function {describe(fn)}: {type(exc).__name__}: {exc}"
+            ) from exc
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        with self._lock:
+            if len(self._by_id) > 4096:
+                self._by_id.clear()
+            self._by_id[id(fn)] = (fn, digest, data)  # keeps fn alive so its id stays unique
+        return digest, data
+
+
+def describe(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return repr(name) if name else f"<{type(obj).__name__} object>"
+
+
+# -- arguments -----------------------------------------------------------------------
+
+
+STORED_ARGS = "__jf_stored_args__"
+"""Marks arguments too large for a message, stored once and passed by reference."""
+
+
+def pack_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Packed, list[int]]:
+    """Pickle a call's arguments; returns them packed and the ids of futures inside."""
+    buffers: list[pickle.PickleBuffer] = []
+    with collecting("arg") as deps:
+        try:
+            header = cloudpickle.dumps((args, kwargs), protocol=5, buffer_callback=buffers.append)
+        except Exception as exc:
+            raise SerializationError(_which_argument_fails(args, kwargs, exc)) from exc
+    return Packed(header, buffers, []), deps
+
+
+def _which_argument_fails(args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception) -> str:
+    named = [(f"argument {i}", a) for i, a in enumerate(args)] + [
+        (f"keyword argument {k!r}", v) for k, v in kwargs.items()
+    ]
+    for label, value in named:
+        try:
+            cloudpickle.dumps(value, protocol=5)
+        except Exception as inner:  # noqa: BLE001 - any failure names the culprit
+            return (
+                f"could not pickle {label} ({describe(value)}, a {type(value).__name__}): "
+                f"{type(inner).__name__}: {inner}"
+            )
+    return f"could not pickle the arguments: {type(exc).__name__}: {exc}"
+
+
+def unpack_args(blob: bytes | memoryview, values: Callable[[int], Any]) -> tuple[Any, Any]:
+    """The (args, kwargs) of a call, with every future replaced by ``values(tid)``."""
+    with resolving(values):
+        obj = unpack(blob)
+        if obj[0] == STORED_ARGS:
+            obj = obj[1]
+    return obj[0], obj[1]
+
+
+# -- values (results and put) --------------------------------------------------------
+
+
+class Packed:
+    """A value pickled with its out-of-band buffers, ready to be laid out in one blob."""
+
+    __slots__ = ("header", "buffers", "contained", "nbytes")
+
+    def __init__(self, header: bytes, buffers: list[pickle.PickleBuffer], contained: list[int]):
+        self.header = header
+        self.buffers = buffers
+        self.contained = contained
+        self.nbytes = layout_size(len(header), [b.raw().nbytes for b in buffers])
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(self.nbytes)
+        self.write_into(memoryview(out))
+        return bytes(out)
+
+    def write_into(self, dest: memoryview) -> None:
+        """Lay the value out in ``dest`` (which is ``nbytes`` long)."""
+        lengths = [b.raw().nbytes for b in self.buffers]
+        offsets = _offsets(len(self.header), lengths)
+        _HEAD.pack_into(dest, 0, MAGIC, len(lengths), len(self.header))
+        pos = _HEAD.size
+        for off, n in zip(offsets, lengths):
+            _ENTRY.pack_into(dest, pos, off, n)
+            pos += _ENTRY.size
+        dest[pos : pos + len(self.header)] = self.header
+        for buf, off, n in zip(self.buffers, offsets, lengths):
+            dest[off : off + n] = buf.raw().cast("B")
+
+
+def _offsets(header_len: int, lengths: list[int]) -> list[int]:
+    pos = _HEAD.size + _ENTRY.size * len(lengths) + header_len
+    out = []
+    for n in lengths:
+        pos = -(-pos // ALIGN) * ALIGN
+        out.append(pos)
+        pos += n
+    return out
+
+
+def layout_size(header_len: int, lengths: list[int]) -> int:
+    if not lengths:
+        return _HEAD.size + header_len
+    return _offsets(header_len, lengths)[-1] + lengths[-1]
+
+
+def pack_value(obj: Any) -> Packed:
+    """Pickle a result or a put object (protocol 5, buffers out of band)."""
+    buffers: list[pickle.PickleBuffer] = []
+    with collecting("value") as contained:
+        try:
+            header = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        except Exception as exc:
+            raise SerializationError(
+                f"could not pickle a value of type {type(obj).__name__}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    return Packed(header, buffers, contained)
+
+
+def unpack(blob: memoryview | bytes, writable: bool = False) -> Any:
+    """Rebuild a value laid out by ``Packed.write_into``; buffers are views into ``blob``.
+
+    With ``writable=True`` each buffer is copied, so numpy arrays come back writable.
+    """
+    view = memoryview(blob)
+    magic, nbuf, header_len = _HEAD.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise SerializationError("not a jupyter_futures object (bad magic number)")
+    pos = _HEAD.size
+    bufs: list[Any] = []
+    for _ in range(nbuf):
+        off, n = _ENTRY.unpack_from(view, pos)
+        pos += _ENTRY.size
+        part = view[off : off + n]
+        bufs.append(bytearray(part) if writable else part)
+    header = view[pos : pos + header_len]
+    return pickle.loads(header, buffers=bufs)

@@ -1,0 +1,285 @@
+"""The shared-memory object store: one file per object, owned by the process that made it.
+
+::
+
+    producer (worker or kernel)                     any reader on this machine
+    ObjectStore.put(tid, packed)                    map_object(name)
+      └─ <shm>/jf_<cluster>_<owner>_<tid>  ──mmap──►  read-only view; numpy arrays are
+         (0600; past capacity the least recently       views of it, with no copy
+          used objects move to <spill>/ and are
+          mapped from there)
+
+Names carry the cluster id. The kernel holds ``flock`` on ``<shm>/jf_<cluster>.lock`` for
+the cluster's life, so ``sweep_dead_clusters`` can tell a dead cluster's leftovers from a
+live one's, whatever became of its processes. Readers keep their mapping after the owner
+unlinks a file (POSIX semantics), so freeing never pulls memory from under a live view.
+Moving an object between memory and disk writes the new copy before removing the old, so a
+reader always finds one of the two.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import mmap
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+from .errors import ObjectStoreFullError
+from .serialize import Packed
+
+log = logging.getLogger("jupyter_futures")
+
+_NAME = re.compile(r"^jf_([0-9a-f]{6,32})(?:_|\.lock$)")
+MIN_SHM_FREE = 256 * 2**20
+
+
+def choose_shm_dir(wanted: int) -> Path:
+    """``/dev/shm`` when it can hold ``wanted`` bytes, else a file-backed directory."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        st = os.statvfs(shm)
+        free = st.f_bavail * st.f_frsize
+        if free >= min(wanted, MIN_SHM_FREE * 4) and free >= MIN_SHM_FREE:
+            return shm
+        reason = f"/dev/shm has only {free / 2**20:.0f} MiB free"
+    else:
+        reason = "there is no writable /dev/shm"
+    fallback = Path(tempfile.gettempdir()) / f"jf-objects-{os.getuid()}"
+    fallback.mkdir(mode=0o700, exist_ok=True)
+    warnings.warn(
+        f"{reason}; the object store uses files in {fallback} instead (slower, "
+        "but the same API). Give the container more shared memory to avoid this.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return fallback
+
+
+def segment_name(cluster: str, owner: str, tid: int) -> str:
+    return f"jf_{cluster}_{owner}_{tid}"
+
+
+def spill_dir_for(cluster: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"jf-{cluster}-spill"
+
+
+def _create(path: Path, packed: Packed) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, packed.nbytes)
+        with mmap.mmap(fd, packed.nbytes) as mm:
+            view = memoryview(mm)
+            try:
+                packed.write_into(view)
+            finally:
+                view.release()
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def map_object(shm_dir: Path, spill_dir: Path, name: str) -> memoryview:
+    """Map an object read-only from memory, or from the spill directory if it moved."""
+    for directory in (shm_dir, spill_dir, shm_dir):
+        try:
+            fd = os.open(directory / name, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        return memoryview(mm)
+    raise FileNotFoundError(name)
+
+
+class ObjectStore:
+    """The objects one process produced, with a memory capacity and LRU spilling."""
+
+    def __init__(self, cluster: str, owner: str, shm_dir: Path, capacity: int) -> None:
+        self.cluster = cluster
+        self.owner = owner
+        self.shm_dir = shm_dir
+        self.spill_dir = spill_dir_for(cluster)
+        self.capacity = capacity
+        self.used = 0
+        self._mem: OrderedDict[str, int] = OrderedDict()  # name -> bytes, LRU first
+        self._disk: dict[str, int] = {}
+
+    # -- bookkeeping ---------------------------------------------------------------
+    @property
+    def objects(self) -> int:
+        return len(self._mem) + len(self._disk)
+
+    @property
+    def spilled(self) -> int:
+        return len(self._disk)
+
+    @property
+    def spilled_bytes(self) -> int:
+        return sum(self._disk.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._mem or name in self._disk
+
+    # -- operations ----------------------------------------------------------------
+    def put(self, tid: int, packed: Packed) -> str:
+        """Store a packed value; returns its segment name."""
+        name = segment_name(self.cluster, self.owner, tid)
+        if name in self:
+            self.free(name)
+        size = packed.nbytes
+        if size > self.capacity:
+            self._write_spilled(name, packed)
+            return name
+        self._make_room(size)
+        try:
+            _create(self.shm_dir / name, packed)
+        except OSError as exc:  # ENOSPC on a full tmpfs: spill this one instead
+            log.warning("shared memory full (%s); writing %s to disk", exc, name)
+            self._write_spilled(name, packed)
+            return name
+        self._mem[name] = size
+        self.used += size
+        return name
+
+    def _write_spilled(self, name: str, packed: Packed) -> None:
+        self.spill_dir.mkdir(mode=0o700, exist_ok=True)
+        try:
+            _create(self.spill_dir / name, packed)
+        except OSError as exc:
+            raise ObjectStoreFullError(
+                f"object of {packed.nbytes / 2**20:.1f} MiB fits neither in the store "
+                f"({self.capacity / 2**20:.0f} MiB) nor on disk ({self.spill_dir}): {exc}"
+            ) from exc
+        self._disk[name] = packed.nbytes
+
+    def _make_room(self, size: int) -> None:
+        while self._mem and self.used + size > self.capacity:
+            victim, vsize = next(iter(self._mem.items()))
+            self._spill(victim, vsize)
+
+    def _spill(self, name: str, size: int) -> None:
+        self.spill_dir.mkdir(mode=0o700, exist_ok=True)
+        tmp = self.spill_dir / f".{name}.tmp"
+        shutil.copyfile(self.shm_dir / name, tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.spill_dir / name)
+        (self.shm_dir / name).unlink(missing_ok=True)
+        del self._mem[name]
+        self.used -= size
+        self._disk[name] = size
+
+    def _restore(self, name: str) -> None:
+        size = self._disk[name]
+        if size > self.capacity:
+            return
+        self._make_room(size)
+        tmp = self.shm_dir / f".{name}.tmp"
+        shutil.copyfile(self.spill_dir / name, tmp)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.shm_dir / name)
+        (self.spill_dir / name).unlink(missing_ok=True)
+        del self._disk[name]
+        self._mem[name] = size
+        self.used += size
+
+    def view(self, name: str) -> memoryview:
+        """The owner's own read of an object: marks it recently used, restores a spilled one."""
+        if name in self._mem:
+            self._mem.move_to_end(name)
+        elif name in self._disk:
+            self._restore(name)
+        return map_object(self.shm_dir, self.spill_dir, name)
+
+    def free(self, name: str) -> None:
+        size = self._mem.pop(name, None)
+        if size is not None:
+            self.used -= size
+            (self.shm_dir / name).unlink(missing_ok=True)
+        elif self._disk.pop(name, None) is not None:
+            (self.spill_dir / name).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Remove every object this store holds."""
+        for name in list(self._mem):
+            self.free(name)
+        for name in list(self._disk):
+            self.free(name)
+
+
+def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:
+    """Remove every object of one owner (a dead worker's, for instance)."""
+    prefix = f"jf_{cluster}_{owner}_"
+    count = 0
+    for directory in (shm_dir, spill_dir_for(cluster)):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if name.startswith(prefix) or name.startswith(f".{prefix}"):
+                (directory / name).unlink(missing_ok=True)
+                count += 1
+    return count
+
+
+class ClusterLock:
+    """Held by the kernel for the life of a cluster; its absence marks leftovers."""
+
+    def __init__(self, shm_dir: Path, cluster: str) -> None:
+        self.path = shm_dir / f"jf_{cluster}.lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _cluster_alive(shm_dir: Path, cluster: str) -> bool:
+    try:
+        fd = os.open(shm_dir / f"jf_{cluster}.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_dead_clusters(shm_dir: Path) -> list[str]:
+    """Remove segments, spill and socket directories of clusters whose kernel is gone."""
+    try:
+        names = os.listdir(shm_dir)
+    except FileNotFoundError:
+        return []
+    clusters = {m.group(1) for n in names if (m := _NAME.match(n.lstrip(".")))}
+    swept = []
+    for cluster in sorted(clusters):
+        if _cluster_alive(shm_dir, cluster):
+            continue
+        for name in names:
+            if name.lstrip(".").startswith(f"jf_{cluster}"):
+                (shm_dir / name).unlink(missing_ok=True)
+        tmp = Path(tempfile.gettempdir())
+        shutil.rmtree(spill_dir_for(cluster), ignore_errors=True)
+        shutil.rmtree(tmp / f"jf-{cluster}", ignore_errors=True)
+        swept.append(cluster)
+    if swept:
+        log.info("removed leftovers of %d dead cluster(s): %s", len(swept), ", ".join(swept))
+    return swept

@@ -1,0 +1,252 @@
+"""A worker process: ``python -m jupyter_futures.worker``, started by the kernel.
+
+::
+
+    stdin (config + key, once) ─► Worker
+      I/O thread:  inbox (PULL) ─► RUN → runners   CREATE_ACTOR/ACTOR_CALL → actor threads
+                                   CANCEL, KILL_ACTOR, FREE, RESOLVED, SHUTDOWN
+      main thread: runner (tasks)                         ─► outbox (PUSH) ─► scheduler
+      heartbeat:   RSS, CPU, store use every interval; exits if the kernel is gone
+
+The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
+``PR_SET_PDEATHSIG``) for SIGTERM when the kernel dies, even by SIGKILL; the SIGTERM
+handler removes its shared-memory objects and exits. The heartbeat thread checks the
+parent too, as a second line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import psutil
+import zmq
+
+from . import protocol as P
+from .client_base import set_client
+from .protocol import Codec, Outcome, TaskMsg, WorkerStats
+from .serialize import INLINE_LIMIT, pack_value, unpack
+from .store import ObjectStore, map_object, spill_dir_for
+from .transport import Inbox, Outbox
+from .worker_actors import ActorHost
+from .worker_client import WorkerClient, parent_alive
+from .worker_output import TaskOutput
+from .worker_tasks import ObjectLost, Runners
+
+log = logging.getLogger("jupyter_futures.worker")
+BATCH_MAX = 64
+BATCH_AGE = 0.002
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.wid: int = config["wid"]
+        self.cluster: str = config["cluster"]
+        self.parent: int = config["parent"]
+        self.shm_dir = Path(config["shm_dir"])
+        self.spill_dir = spill_dir_for(self.cluster)
+        self.heartbeat_interval: float = config["heartbeat"]
+        self.codec = Codec(bytes.fromhex(config["key"]))
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.inbox = Inbox(self.ctx, config["address"], self.codec)
+        self.outbox = Outbox(self.ctx, config["scheduler"], self.codec)
+        self.store = ObjectStore(self.cluster, f"w{self.wid}", self.shm_dir, config["store_capacity"])
+        self.store_lock = threading.Lock()
+        self.functions: dict[bytes, Any] = {}
+        self.actors: dict[int, ActorHost] = {}
+        self.runners = Runners(self, config["slots"])
+        self.output = TaskOutput(self._send_output, self.runners.current_task)
+        self.client = WorkerClient(self)
+        self._batch: list[tuple[int, int, Outcome]] = []
+        self._batch_started = 0.0
+        self._batch_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._exiting = False
+        self._process = psutil.Process()
+        self._process.cpu_percent()
+
+    # -- lifecycle ---------------------------------------------------------------
+    def run(self) -> None:
+        set_client(self.client)
+        self.output.install()
+        threading.Thread(target=self._io_loop, name="jf-io", daemon=True).start()
+        threading.Thread(target=self._heartbeat_loop, name="jf-heartbeat", daemon=True).start()
+        self.outbox.send((P.HELLO, self.wid, os.getpid()))
+        self.runners.loop()  # the main thread runs tasks until shutdown
+        self.exit(0)
+
+    def exit(self, code: int) -> None:
+        """Remove this worker's objects and leave at once (threads are daemons)."""
+        if self._exiting:
+            os._exit(code)
+        self._exiting = True
+        with contextlib.suppress(Exception):
+            self.store.close()
+        os._exit(code)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- messages from the scheduler ---------------------------------------------
+    def _io_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.inbox.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if self._wake_r in events:
+                os.read(self._wake_r, 4096)
+                self.client.send_releases()
+            if self.inbox.sock in events:
+                for msg in self.inbox.drain():
+                    try:
+                        self._handle(msg)
+                    except Exception:  # noqa: BLE001 - keep serving the scheduler
+                        log.exception("worker %s: while handling %s", self.wid, P.KIND_NAMES.get(msg[0]))
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == P.RUN:
+            self.runners.submit(msg[1])
+        elif kind == P.ACTOR_CALL:
+            host = self.actors.get(msg[1].actor)
+            if host is not None:
+                host.call(msg[1])
+        elif kind == P.CREATE_ACTOR:
+            self.actors[msg[1].actor] = ActorHost(self, msg[1])
+        elif kind == P.RESOLVED:
+            for tid, outcome in msg[1]:
+                self.client._on_resolved(tid, outcome)
+        elif kind == P.FREE:
+            with self.store_lock:
+                for name in msg[1]:
+                    self.store.free(name)
+        elif kind == P.CANCEL:
+            if not self.runners.cancel(msg[1]):
+                for host in self.actors.values():
+                    host.cancel(msg[1])
+        elif kind == P.KILL_ACTOR:
+            host = self.actors.pop(msg[1], None)
+            if host is not None:
+                host.kill()
+        elif kind == P.SHUTDOWN:
+            self.exit(0)
+
+    # -- what tasks need -----------------------------------------------------------
+    def function(self, fn_hash: bytes, fn_bytes: bytes | None) -> Any:
+        fn = self.functions.get(fn_hash)
+        if fn is None:
+            if fn_bytes is None:
+                raise RuntimeError("the scheduler sent a task for a function this worker never received")
+            fn = self.functions[fn_hash] = cloudpickle.loads(fn_bytes)
+        return fn
+
+    def input_value(self, inputs: dict[int, Outcome], tid: int) -> Any:
+        outcome = inputs.get(tid)
+        if outcome is None:
+            raise ObjectLost(f"input future {tid} was not available")
+        if outcome.segment is None:
+            assert outcome.data is not None
+            return unpack(outcome.data)
+        try:
+            if outcome.segment in self.store:
+                with self.store_lock:
+                    blob = self.store.view(outcome.segment)
+            else:
+                blob = map_object(self.shm_dir, self.spill_dir, outcome.segment)
+        except FileNotFoundError:
+            raise ObjectLost(f"the copy of input future {tid} is gone (its worker died)") from None
+        return unpack(blob)
+
+    def pack_result(self, tid: int, value: Any) -> Outcome:
+        packed = pack_value(value)
+        contained = tuple(packed.contained)
+        if packed.nbytes < INLINE_LIMIT:
+            return Outcome(status="ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=contained)
+        with self.store_lock:
+            name = self.store.put(tid, packed)
+        return Outcome(status="ok", segment=name, nbytes=packed.nbytes, contained=contained)
+
+    # -- results and output ----------------------------------------------------------
+    def report_done(self, tid: int, attempt: int, outcome: Outcome, more: bool) -> None:
+        """Send a result, batching while more short tasks are queued behind it."""
+        with self._batch_lock:
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.append((tid, attempt, outcome))
+            if more and len(self._batch) < BATCH_MAX and time.monotonic() - self._batch_started < BATCH_AGE:
+                return
+            batch, self._batch = self._batch, []
+        self.outbox.send((P.DONE, self.wid, batch))
+
+    def flush_done_if_stale(self) -> None:
+        if self._batch and time.monotonic() - self._batch_started >= BATCH_AGE:
+            with self._batch_lock:
+                batch, self._batch = self._batch, []
+            if batch:
+                self.outbox.send((P.DONE, self.wid, batch))
+
+    def _send_output(self, tid: int, stream: str, text: str) -> None:
+        self.outbox.send((P.OUTPUT, self.wid, tid, stream, text))
+
+    # -- heartbeats ------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.heartbeat_interval):
+            if not parent_alive(self.parent):
+                self.exit(1)
+            self.flush_done_if_stale()
+            self.outbox.send((P.HEARTBEAT, self.wid, self.stats()))
+
+    def stats(self) -> WorkerStats:
+        try:
+            rss = self._process.memory_info().rss
+            cpu = self._process.cpu_percent()
+        except psutil.Error:
+            rss, cpu = 0, 0.0
+        store = self.store
+        return {
+            "pid": os.getpid(),
+            "rss": rss,
+            "cpu_percent": cpu,
+            "store_used": store.used,
+            "store_capacity": store.capacity,
+            "spilled": store.spilled,
+            "objects": store.objects,
+            "running": sorted(self.runners.threads_of),
+        }
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to send SIGTERM when the kernel process dies, SIGKILL included."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    _die_with_parent(config["parent"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
+    worker = Worker(config)
+    signal.signal(signal.SIGTERM, lambda *_: worker.exit(0))
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()
