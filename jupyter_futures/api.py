@@ -7,6 +7,7 @@ it is that worker's own client, so the same calls work there (nested submission)
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +36,13 @@ def init(n_workers: int | None = None, **options: Any) -> BaseClient:
     """
     client = current_client_or_none()
     if client is not None and not client.closed:
+        if isinstance(client, Client) and (options or (n_workers not in (None, client.n_workers))):
+            warnings.warn(
+                f"a cluster is already running ({client!r}); init() returns it unchanged. "
+                "Call jf.shutdown() first to start one with other options.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return client
     client = Client(n_workers, **options)
     set_client(client)

@@ -57,8 +57,7 @@ def exception_from(outcome: Outcome) -> BaseException:
     cause: BaseException | None = None
     if outcome.data is not None:
         try:
-            loaded = cloudpickle.loads(outcome.data)
-            cause = loaded if isinstance(loaded, BaseException) else None
+            cause = rebuild_exception(cloudpickle.loads(outcome.data))
         except Exception:  # noqa: BLE001 - the type may not exist in this process
             cause = None
     if outcome.error_type.startswith("jf:"):
@@ -76,6 +75,19 @@ def exception_from(outcome: Outcome) -> BaseException:
     return errors.make_remote_exception(cause, outcome.error_type, message, outcome.text, where)
 
 
+def rebuild_exception(loaded: Any) -> BaseException | None:
+    """An exception shipped as ("exception", type, args, attributes) by a worker."""
+    if isinstance(loaded, BaseException):
+        return loaded
+    if not (isinstance(loaded, tuple) and len(loaded) == 4 and loaded[0] == "exception"):
+        return None
+    _, cls, args, attributes = loaded
+    exc: BaseException = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc
+
+
 class BaseClient:
     """Submission, handles and reference counting, whatever the process."""
 
@@ -89,6 +101,9 @@ class BaseClient:
         self.store_lock = threading.Lock()
         self.functions = FunctionCache()
         self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
+        # Unresolved futures are also held strongly, as an executor holds its futures, so a
+        # callback on a future nobody keeps still runs; the value is released once resolved.
+        self._pending: dict[int, Future[Any]] = {}
         self._futures_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._id_base = self.proc << 40
@@ -103,6 +118,7 @@ class BaseClient:
         f: Future[Any] = Future(tid, self, name)
         with self._futures_lock:
             self._futures[tid] = f
+            self._pending[tid] = f
         return f
 
     def handle(self, tid: int) -> Future[Any]:
@@ -113,6 +129,7 @@ class BaseClient:
                 return f
             f = Future(tid, self)
             self._futures[tid] = f
+            self._pending[tid] = f
         self._acquire([tid])
         return f
 
@@ -126,6 +143,13 @@ class BaseClient:
         f = self._futures.get(tid)
         if f is None or f.done():
             return
+        self._resolve_future(f, outcome)
+        if f.done():
+            with self._futures_lock:
+                self._pending.pop(tid, None)
+
+    def _resolve_future(self, f: Future[Any], outcome: Outcome) -> None:
+        tid = f.id
         blob: memoryview | bytes | None = None
         exc: BaseException | None = None
         if outcome.status == "ok":
@@ -166,7 +190,7 @@ class BaseClient:
         """Run ``fn(*args, **kwargs)`` on a worker; returns a Future of its result."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
-        spec = self._spec(
+        prepared = self._spec(
             "task",
             fn,
             args,
@@ -177,7 +201,7 @@ class BaseClient:
             allow_reconstruction=bool(allow_reconstruction),
             name=name or getattr(fn, "__name__", "task"),
         )
-        return self._submit(spec)
+        return self._submit(prepared)
 
     def put(self, obj: Any) -> Future[Any]:
         """Store ``obj`` in shared memory now; returns a Future that is already done."""
@@ -186,8 +210,7 @@ class BaseClient:
         outcome = self._store_packed(tid, pack_value(obj))
         f = self._new_future(tid, "put")
         self._put(tid, outcome)
-        blob = outcome.data if outcome.segment is None else self._map(outcome)
-        f._resolve(outcome, blob, None)
+        self._on_resolved(tid, outcome)
         return f
 
     def _store_packed(self, tid: int, packed: Packed) -> Outcome:
@@ -218,7 +241,7 @@ class BaseClient:
         if not isinstance(cls, type):
             raise TypeError(f"create_actor() needs a class, got {type(cls).__name__}")
         aid = self._new_id()
-        spec = self._spec(
+        prepared = self._spec(
             "actor",
             cls,
             args,
@@ -229,7 +252,7 @@ class BaseClient:
             allow_reconstruction=False,
             name=cls.__name__,
         )
-        f = self._submit(spec)
+        f = self._submit(prepared)
         f.actor_id = aid  # type: ignore[attr-defined]
         return f
 
@@ -238,7 +261,7 @@ class BaseClient:
         aid, cls_name = _actor_id(actor)
         if not isinstance(method, str) or not method:
             raise TypeError("the method must be named by a non-empty string")
-        spec = self._spec(
+        prepared = self._spec(
             "call",
             None,
             args,
@@ -248,7 +271,7 @@ class BaseClient:
             allow_reconstruction=False,
             name=f"{cls_name}.{method}",
         )
-        return self._submit(spec)
+        return self._submit(prepared)
 
     def kill_actor(self, actor: ActorHandle | Future[ActorHandle]) -> None:
         """Stop the actor; its pending calls fail with ActorDiedError."""
@@ -272,38 +295,43 @@ class BaseClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         **fields: Any,
-    ) -> TaskSpec:
+    ) -> tuple[TaskSpec, Future[Any] | None]:
+        """The spec of a call, and the stored arguments' future to keep alive until it is sent."""
         self._check_open()
         tid = self._new_id()
         fn_hash, fn_bytes = self.functions.get(fn) if fn is not None else (b"", None)
-        blob, deps = self._pack_args(tid, args, kwargs)
-        return TaskSpec(tid=tid, kind=kind, fn_hash=fn_hash, fn_bytes=fn_bytes, args=blob, deps=tuple(deps), owner=self.proc, **fields)
-
-    def _pack_args(self, tid: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bytes, list[int]]:
-        """Small arguments travel in the message; large ones are stored once, by reference."""
         packed, deps = pack_args(args, kwargs)
+        stored = None
         if packed.nbytes < INLINE_LIMIT:
-            return packed.to_bytes(), deps
-        stored = self.put_packed(packed)
-        with collecting("arg") as outer:
-            header = cloudpickle.dumps((STORED_ARGS, stored), protocol=5)
-        return Packed(header, [], []).to_bytes(), deps + outer
+            blob = packed.to_bytes()
+        else:  # large arguments are stored once and passed by reference
+            stored = self.put_packed(packed)
+            with collecting("arg") as outer:
+                header = cloudpickle.dumps((STORED_ARGS, stored), protocol=5)
+            blob = Packed(header, [], []).to_bytes()
+            deps += outer
+        spec = TaskSpec(
+            tid=tid, kind=kind, fn_hash=fn_hash, fn_bytes=fn_bytes, args=blob, deps=tuple(deps), owner=self.proc, **fields
+        )
+        return spec, stored
 
     def put_packed(self, packed: Packed) -> Future[Any]:
         tid = self._new_id()
         outcome = self._store_packed(tid, packed)
         f = self._new_future(tid, "arguments")
         self._put(tid, outcome)
-        f._resolve(outcome, None, None)
+        self._on_resolved(tid, outcome)
         return f
 
-    def _submit(self, spec: TaskSpec) -> Future[Any]:
+    def _submit(self, prepared: tuple[TaskSpec, Future[Any] | None]) -> Future[Any]:
+        spec, _stored = prepared  # _stored stays referenced until the scheduler links it
         f = self._new_future(spec.tid, spec.name)
         try:
             self._send_spec(spec)
         except BaseException:
             with self._futures_lock:
                 self._futures.pop(spec.tid, None)
+                self._pending.pop(spec.tid, None)
             f._client = None  # type: ignore[assignment]  # nothing to release
             raise
         return f

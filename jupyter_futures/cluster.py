@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import select
 import subprocess
 import sys
@@ -38,7 +39,14 @@ import zmq
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
 from .scheduler import Instr, SchedulerState
-from .store import ClusterLock, ObjectStore, choose_shm_dir, remove_owner_objects, sweep_dead_clusters
+from .store import (
+    ClusterLock,
+    ObjectStore,
+    choose_shm_dir,
+    remove_owner_objects,
+    spill_dir_for,
+    sweep_dead_clusters,
+)
 from .transport import Inbox, Outbox, ipc_address, make_socket_dir
 
 log = logging.getLogger("jupyter_futures")
@@ -364,6 +372,7 @@ class LocalCluster:
         for wid in list(self.procs) + [0]:
             remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
         sweep_socket_dir(self.sock_dir)
+        shutil.rmtree(spill_dir_for(self.id), ignore_errors=True)
         self._lock_file.release()
         sweep_dead_clusters(self.shm_dir)
         self.procs.clear()

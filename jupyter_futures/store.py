@@ -36,6 +36,7 @@ from .serialize import Packed
 log = logging.getLogger("jupyter_futures")
 
 _NAME = re.compile(r"^jf_([0-9a-f]{6,32})(?:_|\.lock$)")
+_DIR = re.compile(r"^jf-([0-9a-f]{6,32})(?:-spill)?$")
 MIN_SHM_FREE = 256 * 2**20
 
 
@@ -269,6 +270,8 @@ def sweep_dead_clusters(shm_dir: Path) -> list[str]:
     except FileNotFoundError:
         return []
     clusters = {m.group(1) for n in names if (m := _NAME.match(n.lstrip(".")))}
+    tmp = Path(tempfile.gettempdir())
+    clusters |= {m.group(1) for n in os.listdir(tmp) if (m := _DIR.match(n))}
     swept = []
     for cluster in sorted(clusters):
         if _cluster_alive(shm_dir, cluster):
@@ -276,7 +279,6 @@ def sweep_dead_clusters(shm_dir: Path) -> list[str]:
         for name in names:
             if name.lstrip(".").startswith(f"jf_{cluster}"):
                 (shm_dir / name).unlink(missing_ok=True)
-        tmp = Path(tempfile.gettempdir())
         shutil.rmtree(spill_dir_for(cluster), ignore_errors=True)
         shutil.rmtree(tmp / f"jf-{cluster}", ignore_errors=True)
         swept.append(cluster)

@@ -47,7 +47,8 @@ class TaskOutput:
         with self._lock:
             buf = self._buffers.setdefault((tid, stream), [])
             buf.append(text)
-            urgent = time.monotonic() - self._last_send > COALESCE or sum(map(len, buf)) > MAX_BUFFER
+            stale = "\n" in text and time.monotonic() - self._last_send > COALESCE
+            urgent = stale or sum(map(len, buf)) > MAX_BUFFER
         if urgent:
             self.flush_task(tid)
         else:

@@ -49,12 +49,22 @@ def error_outcome(exc: BaseException, skip_frames: int = 1) -> Outcome:
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     kind = type(exc)
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    try:
-        data: bytes | None = cloudpickle.dumps(exc, protocol=5)
-    except Exception as inner:  # noqa: BLE001 - an exception that does not pickle
-        data = None
-        text += f"\n(the {name} itself could not be pickled: {type(inner).__name__}: {inner})\n"
+    data = _pickle_exception(exc)
+    if data is None:
+        text += f"\n(the {name} itself could not be pickled, so it comes back as a RemoteException)\n"
     return Outcome(status="error", data=data, text=text, error_type=name)
+
+
+def _pickle_exception(exc: BaseException) -> bytes | None:
+    """The exception as (type, args, attributes), rebuilt without calling ``__init__``:
+    that survives exception classes whose constructor takes other arguments."""
+    attempts = ((type(exc), exc.args, dict(vars(exc))), (type(exc), exc.args, {}))
+    for attempt in attempts:
+        try:
+            return cloudpickle.dumps(("exception", *attempt), protocol=5)
+        except Exception:  # noqa: BLE001, S112 - try the next, simpler form
+            continue
+    return None
 
 
 class Runners:
@@ -78,18 +88,27 @@ class Runners:
     def submit(self, msgs: list[TaskMsg]) -> None:
         with self.cv:
             self.queue.extend(msgs)
+            self._ensure_runner()
             self.cv.notify(len(msgs))
+
+    def _ensure_runner(self) -> None:
+        """(cv held) Start a runner if work waits, a slot is free and no runner is idle."""
+        if self.queue and self.running < self.slots and self.idle == 0 and not self.closing:
+            self.idle += 1  # counted until the new thread takes its place in loop()
+            threading.Thread(target=self.loop, args=(True,), name="jf-runner", daemon=True).start()
 
     def current_task(self) -> int | None:
         return getattr(self.tls, "tid", None)
 
-    def loop(self) -> None:
+    def loop(self, counted: bool = False) -> None:
         """A runner: take tasks while fewer than ``slots`` run; run until closing."""
         self.tls.runner = True
         while True:
             try:
                 with self.cv:
-                    self.idle += 1
+                    if not counted:
+                        self.idle += 1
+                    counted = False
                     while not self.closing and not (self.queue and self.running < self.slots):
                         self.cv.wait()
                     self.idle -= 1
@@ -141,8 +160,7 @@ class Runners:
         """The calling task is about to wait: let another task use its slot."""
         with self.cv:
             self.running -= 1
-            if self.queue and self.idle == 0:
-                threading.Thread(target=self.loop, name="jf-runner", daemon=True).start()
+            self._ensure_runner()
             self.cv.notify()
 
     def take_slot_back(self) -> None:
