@@ -46,12 +46,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
     "ActorDiedError",
     "ActorHandle",
     "Client",
     "ClusterClosedError",
-    "FIRST_COMPLETED",
-    "FIRST_EXCEPTION",
     "Future",
     "FutureCancelledError",
     "FutureTimeoutError",

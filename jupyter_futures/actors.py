@@ -19,9 +19,7 @@ def public_methods(cls: type) -> tuple[str, ...]:
     """The names a handle offers: public callables of the class."""
     return tuple(
         sorted(
-            name
-            for name, value in inspect.getmembers(cls)
-            if not name.startswith("_") and callable(value)
+            name for name, value in inspect.getmembers(cls) if not name.startswith("_") and callable(value)
         )
     )
 

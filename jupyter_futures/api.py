@@ -88,7 +88,9 @@ def create_actor(cls: type, *args: Any, **kwargs: Any) -> Future[ActorHandle]:
     return get_client().create_actor(cls, *args, **kwargs)
 
 
-def call_actor(actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any) -> Future[Any]:
+def call_actor(
+    actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any
+) -> Future[Any]:
     """``actor.method(*args, **kwargs)``, by name; a Future of the result."""
     return get_client().call_actor(actor, method, *args, **kwargs)
 

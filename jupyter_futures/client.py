@@ -90,7 +90,13 @@ class Client(BaseClient):
         super().__init__(self.cluster.id, self.cluster.shm_dir, self.cluster.store)
         self.store_lock = threading.Lock()
         ref = weakref.ref(self)
-        self._atexit = lambda: (c := ref()) is not None and c.shutdown()
+
+        def at_exit() -> None:
+            c = ref()
+            if c is not None:
+                c.shutdown()
+
+        self._atexit = at_exit
         atexit.register(self._atexit)
 
     # -- the scheduler, in this process -------------------------------------------
@@ -169,7 +175,10 @@ class Client(BaseClient):
             now = time.monotonic()
             if w is None or w.status != "alive" or now - w.last_seen < seconds:
                 return []
-            return [("kill", w.wid, f"silent for {now - w.last_seen:.1f} s"), *st.worker_died(w.wid, None, now)]
+            return [
+                ("kill", w.wid, f"silent for {now - w.last_seen:.1f} s"),
+                *st.worker_died(w.wid, None, now),
+            ]
 
         self.cluster.call(event)
 

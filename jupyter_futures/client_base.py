@@ -58,13 +58,13 @@ def exception_from(outcome: Outcome) -> BaseException:
     if outcome.data is not None:
         try:
             cause = rebuild_exception(cloudpickle.loads(outcome.data))
-        except Exception:  # noqa: BLE001 - the type may not exist in this process
+        except Exception:
             cause = None
     if outcome.error_type.startswith("jf:"):
         klass = getattr(errors, outcome.error_type[3:], errors.JupyterFuturesError)
         exc: BaseException
         if issubclass(klass, errors.WorkerDiedException):
-            exc = klass(outcome.text, exitcode=outcome.code, worker=outcome.where)
+            exc = klass(outcome.text, exitcode=outcome.code, worker=outcome.where)  # type: ignore[call-arg]
         else:
             exc = klass(outcome.text)
         if cause is not None:
@@ -215,7 +215,9 @@ class BaseClient:
 
     def _store_packed(self, tid: int, packed: Packed) -> Outcome:
         if packed.nbytes < INLINE_LIMIT:
-            return Outcome("ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained))
+            return Outcome(
+                "ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained)
+            )
         with self.store_lock:
             name = self.store.put(tid, packed)
         return Outcome(
@@ -256,7 +258,9 @@ class BaseClient:
         f.actor_id = aid  # type: ignore[attr-defined]
         return f
 
-    def call_actor(self, actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any) -> Future[Any]:
+    def call_actor(
+        self, actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
         """Call ``actor.method(*args, **kwargs)``; a Future of the result."""
         aid, cls_name = _actor_id(actor)
         if not isinstance(method, str) or not method:
@@ -311,7 +315,14 @@ class BaseClient:
             blob = Packed(header, [], []).to_bytes()
             deps += outer
         spec = TaskSpec(
-            tid=tid, kind=kind, fn_hash=fn_hash, fn_bytes=fn_bytes, args=blob, deps=tuple(deps), owner=self.proc, **fields
+            tid=tid,
+            kind=kind,
+            fn_hash=fn_hash,
+            fn_bytes=fn_bytes,
+            args=blob,
+            deps=tuple(deps),
+            owner=self.proc,
+            **fields,
         )
         return spec, stored
 
@@ -338,7 +349,9 @@ class BaseClient:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise errors.ClusterClosedError("this client was shut down; call jf.init() to start a new cluster")
+            raise errors.ClusterClosedError(
+                "this client was shut down; call jf.init() to start a new cluster"
+            )
 
     # -- how each kind of process talks to the scheduler ------------------------
     def _send_spec(self, spec: TaskSpec) -> None:
@@ -381,9 +394,13 @@ def default_output(tid: int, stream: str, text: str) -> None:
     target.flush()
 
 
-def _requirements(min_cpu: float, min_ram: float, min_gpu: float, resources: dict[str, float] | None) -> Requirements:
+def _requirements(
+    min_cpu: float, min_ram: float, min_gpu: float, resources: dict[str, float] | None
+) -> Requirements:
     values = {"min_cpu": min_cpu, "min_ram": min_ram, "min_gpu": min_gpu}
-    for label, value in list(values.items()) + [(f"resources[{k!r}]", v) for k, v in (resources or {}).items()]:
+    for label, value in list(values.items()) + [
+        (f"resources[{k!r}]", v) for k, v in (resources or {}).items()
+    ]:
         if not isinstance(value, (int, float)) or value < 0 or value != value:
             raise ValueError(f"{label} must be a non-negative number, got {value!r}")
     custom = {str(k): float(v) for k, v in (resources or {}).items()}

@@ -22,8 +22,8 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -165,7 +165,7 @@ class LocalCluster:
         for tid, outcome in resolves:
             try:
                 self._on_resolve(tid, outcome)
-            except Exception:  # noqa: BLE001 - a bad callback must not stop the cluster
+            except Exception:
                 log.exception("while resolving future %s", tid)
 
     def _kill(self, wid: int, why: str) -> None:
@@ -198,7 +198,7 @@ class LocalCluster:
     # -- processes --------------------------------------------------------------------
     def _spawn(self, wid: int) -> None:
         """Start worker ``wid``; runs on the I/O thread, which outlives every worker."""
-        config = {
+        config: dict[str, Any] = {
             "wid": wid,
             "cluster": self.id,
             "key": self._key.hex(),
@@ -256,7 +256,7 @@ class LocalCluster:
                 poller.register(fd, zmq.POLLIN)
                 registered.add(fd)
             timeout = max(0.0, next_tick - time.monotonic())
-            events = dict(poller.poll(timeout * 1000))
+            events = dict(poller.poll(int(timeout * 1000)))
             if self.closing:
                 break
             if self._wake_r in events:
@@ -283,22 +283,24 @@ class LocalCluster:
     def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
         now = time.monotonic()
         resolves: list[tuple[int, Outcome]] = []
-        outputs = []
+        outputs: list[tuple[Any, ...]] = []
         with self.lock:
             self._drain_releases()
             for msg in msgs:
                 try:
                     resolves += self._handle_one(msg, now, outputs)
-                except Exception:  # noqa: BLE001 - one bad message must not stop the cluster
+                except Exception:
                     log.exception("while handling %s", P.KIND_NAMES.get(msg[0], msg[0]))
-        for _, wid, tid, stream, text in outputs:
+        for _, _wid, tid, stream, text in outputs:
             try:
                 self._on_output(tid, stream, text)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("output handler failed")
         self._deliver(resolves)
 
-    def _handle_one(self, msg: tuple[Any, ...], now: float, outputs: list[tuple[Any, ...]]) -> list[tuple[int, Outcome]]:
+    def _handle_one(
+        self, msg: tuple[Any, ...], now: float, outputs: list[tuple[Any, ...]]
+    ) -> list[tuple[int, Outcome]]:
         st = self.state
         resolves: list[tuple[int, Outcome]] = []
         kind = msg[0]
@@ -369,7 +371,7 @@ class LocalCluster:
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
         self.store.close()
-        for wid in list(self.procs) + [0]:
+        for wid in [*list(self.procs), 0]:
             remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
         sweep_socket_dir(self.sock_dir)
         shutil.rmtree(spill_dir_for(self.id), ignore_errors=True)
@@ -394,4 +396,3 @@ def sweep_socket_dir(path: Path) -> None:
     for name in os.listdir(path):
         (path / name).unlink(missing_ok=True)
     path.rmdir()
-

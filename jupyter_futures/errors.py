@@ -53,6 +53,7 @@ class RemoteException(JupyterFuturesError):
 
     remote_traceback: str = ""
     remote_type: str = ""
+    _remote_cause: BaseException | None = None
     where: str = ""
 
     def __str__(self) -> str:

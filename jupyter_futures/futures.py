@@ -109,13 +109,11 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     def _wait(self, timeout: float | None) -> None:
         if self.done():
             return
-        with self._client.waiting():
-            with self._condition:
-                if not self._condition.wait_for(self.done, timeout):
-                    raise errors.FutureTimeoutError(
-                        f"future {self.id} ({self.name or 'task'}) not done after {timeout} s; "
-                        "the work goes on"
-                    )
+        with self._client.waiting(), self._condition:
+            if not self._condition.wait_for(self.done, timeout):
+                raise errors.FutureTimeoutError(
+                    f"future {self.id} ({self.name or 'task'}) not done after {timeout} s; the work goes on"
+                )
 
     def _decode(self, writable: bool) -> Any:
         blob = self._blob

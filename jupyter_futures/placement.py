@@ -37,10 +37,7 @@ class WorkerState:
 
     def fits(self, req: dict[str, float]) -> bool:
         free = self.free
-        for k, v in req.items():
-            if free.get(k, 0.0) < v - 1e-9:
-                return False
-        return True
+        return all(free.get(k, 0.0) >= v - 1e-09 for k, v in req.items())
 
     def could_ever_fit(self, req: dict[str, float]) -> bool:
         cap = self.capacity

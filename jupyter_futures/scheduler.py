@@ -202,16 +202,26 @@ class SchedulerState:
         if any(w.could_ever_fit(req) for w in live):
             return
         wanted = describe_capacity(req)
-        largest = describe_capacity(largest_capacity(live)) if live else "no live workers"
-        raise UnsatisfiableRequirementError(
-            f"no worker can ever meet the requirement ({wanted}); the largest worker "
-            f"offers {largest}"
-        )
+        if live:
+            kinds = sorted({describe_capacity(w.capacity) for w in live})
+            offers = (
+                "the largest worker offers " + kinds[0]
+                if len(kinds) == 1
+                else ("the workers offer " + "; ".join(kinds))
+            )
+            offers += (
+                f" (most of each: {describe_capacity(largest_capacity(live))})" if len(kinds) > 1 else ""
+            )
+        else:
+            offers = "there are no live workers"
+        raise UnsatisfiableRequirementError(f"no worker can ever meet the requirement ({wanted}); {offers}")
 
     # -- submission -----------------------------------------------------------------
     def submit(self, spec: TaskSpec, holder: int, now: float) -> list[Instr]:
         """A new future. Raises UnsatisfiableRequirementError for the kernel's own calls."""
         self.now = now
+        if spec.kind == "put":
+            raise ValueError("stored objects are registered with put(), not submit()")
         req = spec.requirements.as_dict()
         if spec.kind == "task":
             req["cpu"] = max(req.get("cpu", 0.0), 1.0)
@@ -233,8 +243,6 @@ class SchedulerState:
                 dep.lineage_users += 1
         if error is not None:
             self._fail(t, framework_error("UnsatisfiableRequirementError", error))
-        elif spec.kind == "put":
-            raise ValueError("use put() for stored objects")
         elif spec.kind == "call":
             self._enqueue_call(t)
         else:
@@ -282,7 +290,12 @@ class SchedulerState:
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is None:
-                self._fail(t, framework_error("UpstreamDependencyFailedException", f"input future {d} no longer exists"))
+                self._fail(
+                    t,
+                    framework_error(
+                        "UpstreamDependencyFailedException", f"input future {d} no longer exists"
+                    ),
+                )
                 return False
             if dep.state == LOST:
                 self._rebuild(dep)
@@ -481,8 +494,10 @@ class SchedulerState:
             self._after_finish(t)
             return
         if kind == "task" and outcome.duration:
-            self.mean_duration = outcome.duration if not self.mean_duration else (
-                0.8 * self.mean_duration + 0.2 * outcome.duration
+            self.mean_duration = (
+                outcome.duration
+                if not self.mean_duration
+                else (0.8 * self.mean_duration + 0.2 * outcome.duration)
             )
         if kind != "actor" or outcome.status != "ok":
             self._unassign(t)
@@ -611,6 +626,8 @@ class SchedulerState:
             cur = stack.pop()
             if cur.holders or cur.holds or cur.consumers or cur.spec.tid not in self.tasks:
                 continue
+            if cur.worker is not None:  # a worker still has it (a cancel not yet confirmed)
+                continue
             if cur.state not in FINISHED:
                 continue
             keep_for_lineage = cur.lineage_users and not cur.spec.allow_reconstruction
@@ -658,7 +675,9 @@ class SchedulerState:
         self._set(t, CANCELLED)
         self._resolve(t)
         self._fail_consumers(t)
-        if was == ASSIGNED and t.worker is not None:
+        if t.spec.kind == "actor":
+            self._actor_dead(t.spec.actor, "its creation was cancelled")
+        elif was == ASSIGNED and t.worker is not None:
             self._send(t.worker, (P.CANCEL, tid))
             if t.spec.kind == "task":
                 self.cancelling[tid] = now + self.cancel_grace
@@ -715,6 +734,9 @@ class SchedulerState:
 
     def _actor_started(self, t: TaskState, wid: int) -> None:
         actor = self.actors[t.spec.actor or -1]
+        if actor.status == "dead":  # killed while it was being created
+            self._send(wid, (P.KILL_ACTOR, actor.aid))
+            return
         actor.status = "alive"
         actor.worker = wid
         self.workers[wid].actors.add(actor.aid)
@@ -737,6 +759,11 @@ class SchedulerState:
         actor.queue.clear()
         create = self.tasks.get(actor.create_tid)
         if create is not None:
+            if create.state != DONE:  # not started yet, or being re-created
+                if create.worker is not None:
+                    self._send(create.worker, (P.KILL_ACTOR, actor.aid))
+                if create.state not in FINISHED:
+                    self._fail(create, err)
             self._unassign(create)
             create.holds -= 1
             self._maybe_free(create)
@@ -767,13 +794,22 @@ class SchedulerState:
             if t.state == CANCELLED:
                 self._after_finish(t)
             elif t.spec.kind == "call":
-                self._fail(t, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode))
+                self._fail(
+                    t, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode)
+                )
             elif t.spec.kind == "actor" and t.state == DONE:
                 continue  # handled with the worker's actors below
             else:
                 t.deaths += 1
                 if t.deaths > self.max_worker_deaths:
-                    self._fail(t, framework_error("WorkerDiedException", f"{why}; this task was running on a worker that died {t.deaths} times", exitcode))
+                    self._fail(
+                        t,
+                        framework_error(
+                            "WorkerDiedException",
+                            f"{why}; this task was running on a worker that died {t.deaths} times",
+                            exitcode,
+                        ),
+                    )
                 else:
                     self._set(t, WAITING)
                     self._prepare(t)
@@ -782,7 +818,9 @@ class SchedulerState:
             for tid in list(actor.inflight):
                 ct = self.tasks.get(tid)
                 if ct is not None and ct.state not in FINISHED:
-                    self._fail(ct, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode))
+                    self._fail(
+                        ct, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode)
+                    )
             actor.inflight.clear()
             w.actors.discard(aid)
             if actor.restarts_left > 0 and actor.status != "dead":
@@ -796,19 +834,28 @@ class SchedulerState:
             else:
                 self._actor_dead(aid, f"its {why}", exitcode)
         lost = []
+        orphaned = []
         for t in list(self.tasks.values()):
-            t.holders.discard(wid)
+            if wid in t.holders:
+                t.holders.discard(wid)
+                orphaned.append(t)
             o = t.outcome
             if t.state == DONE and o is not None and o.where == wid and o.segment is not None:
                 self._drop_value(t, free=False)
                 self._set(t, LOST)
                 lost.append(t)
         for t in lost:
-            needed = [self.tasks[c] for c in t.consumers if c in self.tasks and self.tasks[c].state in (WAITING, READY)]
+            needed = [
+                self.tasks[c]
+                for c in t.consumers
+                if c in self.tasks and self.tasks[c].state in (WAITING, READY)
+            ]
             for ct in needed:
                 if ct.state == READY:
                     self._set(ct, WAITING)
                 self._prepare(ct)
+            self._maybe_free(t)
+        for t in orphaned:
             self._maybe_free(t)
         self._out.append(("spawn", wid))
         return self._flush()
@@ -827,7 +874,9 @@ class SchedulerState:
             if t is None or t.worker is None:
                 self.cancelling.pop(tid, None)
             elif now > deadline:
-                doomed.setdefault(t.worker, f"task {tid} ignored its cancellation for {self.cancel_grace:.1f} s")
+                doomed.setdefault(
+                    t.worker, f"task {tid} ignored its cancellation for {self.cancel_grace:.1f} s"
+                )
         out: list[Instr] = []
         for wid, why in doomed.items():
             out.append(("kill", wid, why))
@@ -853,7 +902,7 @@ class SchedulerState:
         for w in self.workers.values():
             if w.status == "dead":
                 continue
-            s = w.stats or {}
+            s: dict[str, Any] = dict(w.stats or {})
             workers.append(
                 {
                     "id": w.wid,
@@ -890,7 +939,9 @@ def _upstream_outcome(dep: TaskState) -> Outcome:
     if o is not None and o.error_type == "jf:UpstreamDependencyFailedNoReconstructionAllowed":
         return framework_error(o.error_type[3:], o.text, cause=o)
     if dep.state == CANCELLED:
-        return framework_error("UpstreamDependencyFailedException", f"input future {dep.spec.tid} was cancelled")
+        return framework_error(
+            "UpstreamDependencyFailedException", f"input future {dep.spec.tid} was cancelled"
+        )
     what = o.error_type.removeprefix("jf:") if o else "error"
     message = f"input future {dep.spec.tid} ({dep.spec.name or dep.spec.kind}) failed with {what}"
     if o is not None and o.text:

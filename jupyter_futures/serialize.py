@@ -158,7 +158,7 @@ def _which_argument_fails(args: tuple[Any, ...], kwargs: dict[str, Any], exc: Ex
     for label, value in named:
         try:
             cloudpickle.dumps(value, protocol=5)
-        except Exception as inner:  # noqa: BLE001 - any failure names the culprit
+        except Exception as inner:
             return (
                 f"could not pickle {label} ({describe(value)}, a {type(value).__name__}): "
                 f"{type(inner).__name__}: {inner}"
@@ -181,7 +181,7 @@ def unpack_args(blob: bytes | memoryview, values: Callable[[int], Any]) -> tuple
 class Packed:
     """A value pickled with its out-of-band buffers, ready to be laid out in one blob."""
 
-    __slots__ = ("header", "buffers", "contained", "nbytes")
+    __slots__ = ("buffers", "contained", "header", "nbytes")
 
     def __init__(self, header: bytes, buffers: list[pickle.PickleBuffer], contained: list[int]):
         self.header = header
@@ -232,8 +232,7 @@ def pack_value(obj: Any) -> Packed:
             header = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
         except Exception as exc:
             raise SerializationError(
-                f"could not pickle a value of type {type(obj).__name__}: "
-                f"{type(exc).__name__}: {exc}"
+                f"could not pickle a value of type {type(obj).__name__}: {type(exc).__name__}: {exc}"
             ) from exc
     return Packed(header, buffers, contained)
 
@@ -244,15 +243,22 @@ def unpack(blob: memoryview | bytes, writable: bool = False) -> Any:
     With ``writable=True`` each buffer is copied, so numpy arrays come back writable.
     """
     view = memoryview(blob)
-    magic, nbuf, header_len = _HEAD.unpack_from(view, 0)
-    if magic != MAGIC:
-        raise SerializationError("not a jupyter_futures object (bad magic number)")
-    pos = _HEAD.size
-    bufs: list[Any] = []
-    for _ in range(nbuf):
-        off, n = _ENTRY.unpack_from(view, pos)
-        pos += _ENTRY.size
-        part = view[off : off + n]
-        bufs.append(bytearray(part) if writable else part)
-    header = view[pos : pos + header_len]
-    return pickle.loads(header, buffers=bufs)
+    try:
+        magic, nbuf, header_len = _HEAD.unpack_from(view, 0)
+        if magic != MAGIC:
+            raise SerializationError("not a jupyter_futures object (bad magic number)")
+        pos = _HEAD.size
+        bufs: list[Any] = []
+        for _ in range(nbuf):
+            off, n = _ENTRY.unpack_from(view, pos)
+            pos += _ENTRY.size
+            if off + n > view.nbytes:
+                raise SerializationError("truncated object: a buffer runs past its end")
+            part = view[off : off + n]
+            bufs.append(bytearray(part) if writable else part)
+        if pos + header_len > view.nbytes:
+            raise SerializationError("truncated object: the pickle runs past its end")
+        header = view[pos : pos + header_len]
+        return pickle.loads(header, buffers=bufs)
+    except (struct.error, pickle.UnpicklingError, EOFError) as exc:
+        raise SerializationError(f"corrupt or truncated object: {exc}") from exc

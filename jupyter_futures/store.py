@@ -19,12 +19,14 @@ reader always finds one of the two.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import mmap
 import os
 import re
 import shutil
+import stat
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -40,9 +42,25 @@ _DIR = re.compile(r"^jf-([0-9a-f]{6,32})(?:-spill)?$")
 MIN_SHM_FREE = 256 * 2**20
 
 
-def choose_shm_dir(wanted: int) -> Path:
+def private_dir(path: Path) -> Path:
+    """Create ``path`` 0700, or accept it only if it is already ours, private and real.
+
+    The names are predictable, so a directory someone else made (or a symlink) must never
+    be trusted to hold objects that will be unpickled.
+    """
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise PermissionError(
+                f"{path} exists but is not a private directory of this user; remove it"
+            ) from None
+    return path
+
+
+def choose_shm_dir(wanted: int, shm: Path = Path("/dev/shm")) -> Path:
     """``/dev/shm`` when it can hold ``wanted`` bytes, else a file-backed directory."""
-    shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         st = os.statvfs(shm)
         free = st.f_bavail * st.f_frsize
@@ -51,8 +69,7 @@ def choose_shm_dir(wanted: int) -> Path:
         reason = f"/dev/shm has only {free / 2**20:.0f} MiB free"
     else:
         reason = "there is no writable /dev/shm"
-    fallback = Path(tempfile.gettempdir()) / f"jf-objects-{os.getuid()}"
-    fallback.mkdir(mode=0o700, exist_ok=True)
+    fallback = private_dir(fallback_dir())
     warnings.warn(
         f"{reason}; the object store uses files in {fallback} instead (slower, "
         "but the same API). Give the container more shared memory to avoid this.",
@@ -60,6 +77,10 @@ def choose_shm_dir(wanted: int) -> Path:
         stacklevel=3,
     )
     return fallback
+
+
+def fallback_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"jf-objects-{os.getuid()}"
 
 
 def segment_name(cluster: str, owner: str, tid: int) -> str:
@@ -145,7 +166,9 @@ class ObjectStore:
         self._make_room(size)
         try:
             _create(self.shm_dir / name, packed)
-        except OSError as exc:  # ENOSPC on a full tmpfs: spill this one instead
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
+                raise  # EEXIST above all: a file we did not make must never stand in for ours
             log.warning("shared memory full (%s); writing %s to disk", exc, name)
             self._write_spilled(name, packed)
             return name
@@ -154,7 +177,7 @@ class ObjectStore:
         return name
 
     def _write_spilled(self, name: str, packed: Packed) -> None:
-        self.spill_dir.mkdir(mode=0o700, exist_ok=True)
+        private_dir(self.spill_dir)
         try:
             _create(self.spill_dir / name, packed)
         except OSError as exc:
@@ -170,7 +193,7 @@ class ObjectStore:
             self._spill(victim, vsize)
 
     def _spill(self, name: str, size: int) -> None:
-        self.spill_dir.mkdir(mode=0o700, exist_ok=True)
+        private_dir(self.spill_dir)
         tmp = self.spill_dir / f".{name}.tmp"
         shutil.copyfile(self.shm_dir / name, tmp)
         os.chmod(tmp, 0o600)
@@ -240,7 +263,11 @@ class ClusterLock:
     def __init__(self, shm_dir: Path, cluster: str) -> None:
         self.path = shm_dir / f"jf_{cluster}.lock"
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise
 
     def release(self) -> None:
         if self._fd >= 0:
@@ -249,17 +276,19 @@ class ClusterLock:
             self._fd = -1
 
 
-def _cluster_alive(shm_dir: Path, cluster: str) -> bool:
-    try:
-        fd = os.open(shm_dir / f"jf_{cluster}.lock", os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+def _cluster_alive(cluster: str, lock_dirs: tuple[Path, ...]) -> bool:
+    """A cluster is alive while its kernel holds the lock, wherever it keeps its objects."""
+    for directory in lock_dirs:
+        try:
+            fd = os.open(directory / f"jf_{cluster}.lock", os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
     return False
 
 
@@ -272,12 +301,14 @@ def sweep_dead_clusters(shm_dir: Path) -> list[str]:
     clusters = {m.group(1) for n in names if (m := _NAME.match(n.lstrip(".")))}
     tmp = Path(tempfile.gettempdir())
     clusters |= {m.group(1) for n in os.listdir(tmp) if (m := _DIR.match(n))}
+    lock_dirs = tuple(dict.fromkeys((shm_dir, Path("/dev/shm"), fallback_dir())))
     swept = []
     for cluster in sorted(clusters):
-        if _cluster_alive(shm_dir, cluster):
+        if _cluster_alive(cluster, lock_dirs):
             continue
+        mine = (f"jf_{cluster}_", f"jf_{cluster}.lock")
         for name in names:
-            if name.lstrip(".").startswith(f"jf_{cluster}"):
+            if name.lstrip(".").startswith(mine):
                 (shm_dir / name).unlink(missing_ok=True)
         shutil.rmtree(spill_dir_for(cluster), ignore_errors=True)
         shutil.rmtree(tmp / f"jf-{cluster}", ignore_errors=True)

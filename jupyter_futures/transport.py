@@ -45,7 +45,7 @@ def _configure(sock: zmq.Socket[Any]) -> None:
 class Outbox:
     """A PUSH socket to one peer, safe to use from any thread."""
 
-    __slots__ = ("_sock", "_lock", "_codec", "closed")
+    __slots__ = ("_codec", "_lock", "_sock", "closed")
 
     def __init__(self, ctx: zmq.Context[Any], address: str, codec: Codec) -> None:
         self._sock = ctx.socket(zmq.PUSH)

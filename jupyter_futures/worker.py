@@ -34,7 +34,7 @@ import zmq
 
 from . import protocol as P
 from .client_base import set_client
-from .protocol import Codec, Outcome, TaskMsg, WorkerStats
+from .protocol import Codec, Outcome, WorkerStats
 from .serialize import INLINE_LIMIT, pack_value, unpack
 from .store import ObjectStore, map_object, spill_dir_for
 from .transport import Inbox, Outbox
@@ -68,6 +68,7 @@ class Worker:
         self.output = TaskOutput(self._send_output, self.runners.current_task)
         self.client = WorkerClient(self)
         self._batch: list[tuple[int, int, Outcome]] = []
+        self._keep: list[Any] = []
         self._batch_started = 0.0
         self._batch_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
@@ -113,7 +114,7 @@ class Worker:
                 for msg in self.inbox.drain():
                     try:
                         self._handle(msg)
-                    except Exception:  # noqa: BLE001 - keep serving the scheduler
+                    except Exception:
                         log.exception("worker %s: while handling %s", self.wid, P.KIND_NAMES.get(msg[0]))
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
@@ -180,23 +181,30 @@ class Worker:
         return Outcome(status="ok", segment=name, nbytes=packed.nbytes, contained=contained)
 
     # -- results and output ----------------------------------------------------------
-    def report_done(self, tid: int, attempt: int, outcome: Outcome, more: bool) -> None:
-        """Send a result, batching while more short tasks are queued behind it."""
+    def report_done(self, tid: int, attempt: int, outcome: Outcome, more: bool, keep: Any = None) -> None:
+        """Send a result, batching while more short tasks are queued behind it.
+
+        ``keep`` (the value itself) stays referenced until the result is sent: futures
+        inside it must not be released before the scheduler learns they are contained.
+        """
         with self._batch_lock:
             if not self._batch:
                 self._batch_started = time.monotonic()
             self._batch.append((tid, attempt, outcome))
+            self._keep.append(keep)
             if more and len(self._batch) < BATCH_MAX and time.monotonic() - self._batch_started < BATCH_AGE:
                 return
             batch, self._batch = self._batch, []
-        self.outbox.send((P.DONE, self.wid, batch))
+            self.outbox.send((P.DONE, self.wid, batch))
+            self._keep.clear()
 
     def flush_done_if_stale(self) -> None:
         if self._batch and time.monotonic() - self._batch_started >= BATCH_AGE:
             with self._batch_lock:
                 batch, self._batch = self._batch, []
-            if batch:
-                self.outbox.send((P.DONE, self.wid, batch))
+                if batch:
+                    self.outbox.send((P.DONE, self.wid, batch))
+                self._keep.clear()
 
     def _send_output(self, tid: int, stream: str, text: str) -> None:
         self.outbox.send((P.OUTPUT, self.wid, tid, stream, text))

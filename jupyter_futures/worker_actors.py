@@ -58,19 +58,21 @@ class ActorHost:
                 continue
             runners.tls.tid = msg.tid
             start = time.perf_counter()
+            value = None
             try:
                 value = self._invoke(msg)
                 outcome = self.worker.pack_result(msg.tid, value)
             except ObjectLost as exc:
                 outcome = framework_error("ObjectLost", str(exc))
-            except BaseException as exc:  # noqa: BLE001 - the caller gets whatever the actor raised
+            except BaseException as exc:
                 outcome = error_outcome(exc, skip_frames=2)
             finally:
                 runners.tls.tid = None
             outcome.duration = time.perf_counter() - start
             outcome.where = self.worker.wid
             self.worker.output.flush_task(msg.tid)
-            self.worker.report_done(msg.tid, msg.attempt, outcome, more=not self._calls.empty())
+            self.worker.report_done(msg.tid, msg.attempt, outcome, more=not self._calls.empty(), keep=value)
+            del value
         self.instance = None
         self.namespace.clear()
 
@@ -88,6 +90,4 @@ class ActorHost:
         try:
             return getattr(self.instance, name)
         except AttributeError:
-            raise AttributeError(
-                f"{type(self.instance).__name__} actor has no method {name!r}"
-            ) from None
+            raise AttributeError(f"{type(self.instance).__name__} actor has no method {name!r}") from None

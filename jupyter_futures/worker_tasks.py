@@ -58,11 +58,14 @@ def error_outcome(exc: BaseException, skip_frames: int = 1) -> Outcome:
 def _pickle_exception(exc: BaseException) -> bytes | None:
     """The exception as (type, args, attributes), rebuilt without calling ``__init__``:
     that survives exception classes whose constructor takes other arguments."""
-    attempts = ((type(exc), exc.args, dict(vars(exc))), (type(exc), exc.args, {}))
+    attempts: tuple[tuple[Any, ...], ...] = (
+        (type(exc), exc.args, dict(vars(exc))),
+        (type(exc), exc.args, {}),
+    )
     for attempt in attempts:
         try:
             return cloudpickle.dumps(("exception", *attempt), protocol=5)
-        except Exception:  # noqa: BLE001, S112 - try the next, simpler form
+        except Exception:
             continue
     return None
 
@@ -119,18 +122,23 @@ class Runners:
                     more = bool(self.queue)
                 self.worker.flush_done_if_stale()
                 try:
-                    outcome = self.execute(msg)
+                    outcome, value = self.execute(msg)
                 finally:
                     with self.cv:
                         self.running -= 1
                         if self.queue:
                             self.cv.notify()
-                self.worker.report_done(msg.tid, msg.attempt, outcome, more=more or bool(self.queue))
+                self.worker.report_done(
+                    msg.tid, msg.attempt, outcome, more=more or bool(self.queue), keep=value
+                )
+                del value
             except TaskCancelled:  # arrived between tasks: nothing to interrupt
                 continue
 
-    def execute(self, msg: TaskMsg) -> Outcome:
+    def execute(self, msg: TaskMsg) -> tuple[Outcome, Any]:
+        """Run one task; returns its outcome and the value (kept alive until reported)."""
         tls = self.tls
+        value = None
         tls.tid = msg.tid
         self.threads_of[msg.tid] = threading.get_ident()
         start = time.perf_counter()
@@ -144,7 +152,7 @@ class Runners:
             outcome = Outcome(status="cancelled")
         except ObjectLost as exc:
             outcome = framework_error("ObjectLost", str(exc))
-        except BaseException as exc:  # noqa: BLE001 - everything a task raises goes back
+        except BaseException as exc:
             outcome = error_outcome(exc, skip_frames=1)
         finally:
             self.threads_of.pop(msg.tid, None)
@@ -153,7 +161,7 @@ class Runners:
         outcome.duration = time.perf_counter() - start
         outcome.where = self.worker.wid
         self.worker.output.flush_task(msg.tid)
-        return outcome
+        return outcome, value
 
     # -- nested waits ------------------------------------------------------------
     def lend_slot(self) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Beacon, signal_beacon
 
 import jupyter_futures as jf
 

@@ -66,7 +66,9 @@ def test_seed_names_are_aliases() -> None:
 
 def test_exception_tree() -> None:
     assert issubclass(jf.ActorDiedError, jf.WorkerDiedException)
-    assert issubclass(jf.UpstreamDependencyFailedNoReconstructionAllowed, jf.UpstreamDependencyFailedException)
+    assert issubclass(
+        jf.UpstreamDependencyFailedNoReconstructionAllowed, jf.UpstreamDependencyFailedException
+    )
     assert issubclass(jf.FutureTimeoutError, TimeoutError)
     assert issubclass(jf.UnsatisfiableRequirementError, ValueError)
     for name in jf.__all__:
@@ -113,7 +115,11 @@ def test_context_manager_shuts_down() -> None:
 
 
 def test_bad_init_arguments() -> None:
-    for kwargs in ({"n_workers": 0}, {"cpus_per_worker": 0}, {"heartbeat_timeout": 0.1, "heartbeat_interval": 0.5}):
+    for kwargs in (
+        {"n_workers": 0},
+        {"cpus_per_worker": 0},
+        {"heartbeat_timeout": 0.1, "heartbeat_interval": 0.5},
+    ):
         try:
             jf.Client(**kwargs)  # type: ignore[arg-type]
         except ValueError:

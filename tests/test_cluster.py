@@ -115,7 +115,9 @@ def test_hung_worker_is_detected_and_replaced(beacon: Beacon) -> None:
         assert rerun != stopped
         assert time.monotonic() - started < 5
         assert f.result(30) == rerun
-        wait_until(lambda: not psutil.pid_exists(stopped) or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE)
+        wait_until(
+            lambda: not psutil.pid_exists(stopped) or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE
+        )
 
 
 def test_requirements_use_declared_capacities() -> None:
@@ -206,7 +208,7 @@ def test_private_sockets_and_segments(client: jf.Client) -> None:
     f.result(30)
     segment = client.cluster.shm_dir / f.outcome.segment  # type: ignore[union-attr, operator]
     assert stat.S_IMODE(segment.stat().st_mode) == 0o600
-    for proc in [psutil.Process()] + client.cluster.process_tree():
+    for proc in [psutil.Process(), *client.cluster.process_tree()]:
         for conn in proc.net_connections(kind="inet"):
             assert conn.status != psutil.CONN_LISTEN, conn
     for proc in client.cluster.process_tree():
@@ -315,5 +317,3 @@ def test_actor_call_results_are_not_rebuilt(client: jf.Client, beacon: Beacon) -
     time.sleep(0.2)
     with pytest.raises(jf.UpstreamDependencyFailedNoReconstructionAllowed):
         jf.submit(later, beacon.path, big).result(30)
-
-

@@ -67,7 +67,10 @@ def test_wait_and_as_completed(shared_client: jf.Client) -> None:
     fs = [jf.submit(slow, 0.3 * i, i) for i in range(3)]
     done, not_done = jf.wait(fs, timeout=30)
     assert len(done) == 3 and not not_done
-    order = [f.result() for f in jf.as_completed([jf.submit(slow, 0.4, "b"), jf.submit(slow, 0.0, "a")], timeout=30)]
+    order = [
+        f.result()
+        for f in jf.as_completed([jf.submit(slow, 0.4, "b"), jf.submit(slow, 0.0, "a")], timeout=30)
+    ]
     assert order == ["a", "b"]
 
 

@@ -166,6 +166,7 @@ def test_output_goes_to_the_submitter(shared_client: jf.Client) -> None:
 
     shared_client.output_handler = capture
     try:
+
         def chatty() -> int:
             import sys
 
@@ -187,6 +188,7 @@ def test_output_arrives_while_the_task_runs(shared_client: jf.Client) -> None:
     old = shared_client.output_handler
     shared_client.output_handler = lambda tid, stream, text: first.set() if "early" in text else None
     try:
+
         def talk_then_sleep() -> str:
             print("early")
             time.sleep(2)

@@ -1,0 +1,220 @@
+"""Packing values and call arguments into blobs, and reading them back."""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from jupyter_futures.errors import SerializationError
+from jupyter_futures.serialize import (
+    ALIGN,
+    MAGIC,
+    FunctionCache,
+    collecting,
+    pack_args,
+    pack_value,
+    reduce_future,
+    unpack,
+    unpack_args,
+)
+
+
+class FakeFuture:
+    """Pickles the way a Future does, without a cluster."""
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return reduce_future(self.tid)
+
+
+def roundtrip(obj: object, writable: bool = False) -> object:
+    return unpack(pack_value(obj).to_bytes(), writable=writable)
+
+
+def buffer_offsets(blob: bytes) -> list[tuple[int, int]]:
+    magic, nbuf, _ = struct.unpack_from("<IIQ", blob, 0)
+    assert magic == MAGIC
+    return [struct.unpack_from("<QQ", blob, 16 + 16 * i) for i in range(nbuf)]
+
+
+def aligned_copy(blob: bytes) -> mmap.mmap:
+    """The blob in page-aligned memory, as it is in a shared-memory segment."""
+    mm = mmap.mmap(-1, len(blob))
+    mm[:] = blob
+    return mm
+
+
+# -- values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [None, 42, "text", {"a": [1, 2.5, None], "b": ("x", {3})}, b"", b"\x00" * 100_000, bytearray(b"abc")],
+    ids=["none", "int", "str", "nested", "empty-bytes", "large-bytes", "bytearray"],
+)
+def test_plain_values_round_trip(obj: object):
+    assert roundtrip(obj) == obj
+
+
+def test_packed_size_is_the_blob_size():
+    packed = pack_value([np.arange(10), "header", np.ones((3, 3))])
+    assert len(packed.to_bytes()) == packed.nbytes
+    assert len(packed.buffers) == 2
+
+
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.arange(1000, dtype=np.int64),
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),
+        np.empty(0),
+        np.array(2.5),
+    ],
+    ids=["int64", "fortran", "structured", "empty", "0-d"],
+)
+def test_numpy_arrays_round_trip(arr: np.ndarray):
+    out = roundtrip(arr)
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == arr.dtype and out.shape == arr.shape
+    assert np.array_equal(out, arr)
+    assert out.flags.f_contiguous == arr.flags.f_contiguous
+
+
+def test_numpy_array_is_a_read_only_view_of_the_blob():
+    blob = pack_value(np.arange(1000, dtype=np.float64)).to_bytes()
+    out = unpack(blob)
+    assert not out.flags.writeable
+    assert np.shares_memory(out, np.frombuffer(blob, dtype=np.uint8))
+    with pytest.raises(ValueError):
+        out[0] = 1.0
+
+
+def test_writable_unpack_gives_a_private_writable_copy():
+    blob = pack_value(np.arange(1000, dtype=np.float64)).to_bytes()
+    out = unpack(blob, writable=True)
+    assert out.flags.writeable
+    assert not np.shares_memory(out, np.frombuffer(blob, dtype=np.uint8))
+    out[0] = -1.0
+    assert unpack(blob)[0] == 0.0
+
+
+def test_buffers_are_64_byte_aligned():
+    arrays = [np.arange(n, dtype=np.uint8) for n in (1, 7, 100, 4097)]
+    blob = pack_value(["short header", *arrays]).to_bytes()
+    offsets = buffer_offsets(blob)
+    assert len(offsets) == 4
+    assert all(off % ALIGN == 0 for off, _ in offsets)
+    assert [n for _, n in offsets] == [1, 7, 100, 4097]
+    mm = aligned_copy(blob)
+    out = unpack(memoryview(mm))
+    assert all(a.ctypes.data % ALIGN == 0 for a in out[1:])
+    assert all(np.array_equal(a, b) for a, b in zip(out[1:], arrays))
+    del out
+    mm.close()
+
+
+def test_value_that_does_not_pickle_raises_serialization_error():
+    with pytest.raises(SerializationError, match="lock"):
+        pack_value({"guard": threading.Lock()})
+
+
+def test_futures_inside_a_value_are_recorded_as_contained():
+    packed = pack_value({"x": FakeFuture(3), "more": [FakeFuture(4)]})
+    assert sorted(packed.contained) == [3, 4]
+
+
+# -- garbage ---------------------------------------------------------------------------
+
+
+def test_unpack_of_a_blob_with_a_bad_magic_number_raises():
+    with pytest.raises(SerializationError, match="magic"):
+        unpack(b"\x00" * 64)
+
+
+@pytest.mark.parametrize("blob", [b"", b"abc"], ids=["empty", "short"])
+def test_unpack_of_a_too_short_blob_raises_serialization_error(blob: bytes):
+    with pytest.raises(SerializationError):
+        unpack(blob)
+
+
+def test_unpack_of_a_truncated_blob_raises_serialization_error():
+    blob = pack_value({"key": "value" * 10}).to_bytes()
+    with pytest.raises(SerializationError):
+        unpack(blob[:-5])
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+def test_arguments_round_trip_with_futures_replaced_by_values():
+    packed, deps = pack_args((1, FakeFuture(3), [FakeFuture(4)]), {"k": FakeFuture(5), "n": "x"})
+    assert deps == [3, 4, 5]
+    args, kwargs = unpack_args(packed.to_bytes(), lambda tid: tid * 10)
+    assert args == (1, 30, [40])
+    assert kwargs == {"k": 50, "n": "x"}
+
+
+def test_argument_arrays_travel_out_of_band():
+    packed, deps = pack_args((np.arange(100),), {})
+    assert deps == [] and len(packed.buffers) == 1
+    (arr,), _ = unpack_args(packed.to_bytes(), lambda tid: None)
+    assert np.array_equal(arr, np.arange(100))
+
+
+def test_unpicklable_positional_argument_is_named():
+    with pytest.raises(SerializationError, match=r"argument 1 .*lock") as info:
+        pack_args((1, threading.Lock()), {})
+    assert "keyword" not in str(info.value)
+
+
+def test_unpicklable_keyword_argument_is_named():
+    with pytest.raises(SerializationError, match="keyword argument 'guard'"):
+        pack_args((1,), {"ok": 2, "guard": threading.Lock()})
+
+
+def test_collecting_restores_the_outer_collector():
+    with collecting("value") as outer:
+        pickled_inside = pack_args((FakeFuture(1),), {})[1]
+        pack_value(FakeFuture(2))
+        reduce_future(9)
+    assert pickled_inside == [1]
+    assert outer == [9]
+
+
+# -- functions -------------------------------------------------------------------------
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_function_cache_pickles_each_function_once():
+    cache = FunctionCache()
+    digest, data = cache.get(square)
+    again, data_again = cache.get(square)
+    assert digest == again and len(digest) == 16
+    assert data_again is data  # served from the cache, not pickled again
+
+
+def test_function_cache_tells_functions_apart():
+    cache = FunctionCache()
+    assert cache.get(square)[0] != cache.get(lambda x: x + 1)[0]
+    assert cache.get(square)[0] == FunctionCache().get(square)[0]
+
+
+def test_function_that_does_not_pickle_raises_serialization_error():
+    lock = threading.Lock()
+
+    def uses_lock() -> None:
+        with lock:
+            pass
+
+    with pytest.raises(SerializationError, match="uses_lock"):
+        FunctionCache().get(uses_lock)
