@@ -75,10 +75,11 @@ def remote_exception_class(cause_type: type[BaseException]) -> type[RemoteExcept
     klass = _remote_classes.get(cause_type)
     if klass is None:
         try:
+            # Named like the original, so a traceback reads as it would have locally.
             klass = type(
-                f"Remote{cause_type.__name__}",
+                cause_type.__name__,
                 (RemoteException, cause_type),
-                {"__module__": "jupyter_futures.errors"},
+                {"__module__": cause_type.__module__, "__qualname__": cause_type.__qualname__},
             )
         except TypeError:  # layout conflict or a final class: the plain type will do
             klass = RemoteException

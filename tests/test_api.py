@@ -48,9 +48,10 @@ PUBLIC = [
 ]
 
 
-def test_all_is_pinned_and_sorted() -> None:
-    assert jf.__all__ == PUBLIC
-    assert sorted(jf.__all__) == jf.__all__
+def test_all_is_pinned() -> None:
+    # The order is ruff's (RUF022, checked in CI); the set of names is pinned here.
+    assert sorted(jf.__all__) == sorted(PUBLIC)
+    assert len(set(jf.__all__)) == len(jf.__all__)
     for name in jf.__all__:
         assert hasattr(jf, name), name
 
