@@ -121,9 +121,11 @@ class LocalCluster:
             return fn(*args)
 
     def release_later(self, tid: int) -> None:
-        """From ``Future.__del__``: queue the release and wake the I/O thread once."""
+        """From ``Future.__del__``: queue the release for the next event or tick.
+
+        No wake-up: a syscall per dropped future would cost more than the release is
+        worth, and the next submit, result or tick (every TICK s) drains the queue."""
         self._releases.append(tid)
-        self._wake()
 
     def _wake(self) -> None:
         if not self._woken:

@@ -9,6 +9,7 @@ how short tasks have recently been (``prefetch_depth``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .protocol import WorkerStats
 
@@ -27,6 +28,7 @@ class WorkerState:
     assigned: set[int] = field(default_factory=set)
     prefetched: int = 0
     functions: set[bytes] = field(default_factory=set)
+    unsent: list[Any] = field(default_factory=list)  # tasks placed here, not yet sent
     actors: set[int] = field(default_factory=set)
     stats: WorkerStats | None = None
     exitcode: int | None = None

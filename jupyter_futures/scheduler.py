@@ -63,6 +63,7 @@ PUBLIC_STATE = {
 }
 
 Instr = tuple[Any, ...]
+BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anyway
 
 
 def framework_error(cls: str, message: str, code: int | None = None, cause: Outcome | None = None) -> Outcome:
@@ -146,13 +147,26 @@ class SchedulerState:
         self._out: list[Instr] = []
         self._runs: defaultdict[int, list[TaskMsg]] = defaultdict(list)
         self._resolves: defaultdict[int, list[tuple[int, Outcome]]] = defaultdict(list)
+        self._wake_workers: set[int] = set()  # workers whose held tasks go out in this flush
 
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instr]:
         self._dispatch()
         out = self._out
+        # Tasks that have a free slot go now. Prefetched ones (they would only queue on the
+        # worker) wait here until that worker reports results or blocks, and then go
+        # together in one message: one wake-up for many tasks.
+        for wid in self._wake_workers:
+            w = self.workers.get(wid)
+            if w is not None and w.unsent:
+                self._runs[wid].extend(w.unsent)
+                w.unsent = []
         for wid, msgs in self._runs.items():
             out.append(("send", wid, (P.RUN, msgs)))
+        for w in self.workers.values():
+            if len(w.unsent) >= BATCH_TASKS:
+                out.append(("send", w.wid, (P.RUN, w.unsent)))
+                w.unsent = []
         for proc, items in self._resolves.items():
             if proc == DRIVER:
                 out.extend(("resolve", DRIVER, tid, o) for tid, o in items)
@@ -161,6 +175,7 @@ class SchedulerState:
         self._out = []
         self._runs.clear()
         self._resolves.clear()
+        self._wake_workers.clear()
         return out
 
     def _set(self, t: TaskState, state: str) -> None:
@@ -452,6 +467,8 @@ class SchedulerState:
         w.assigned.add(t.spec.tid)
         if t.spec.kind == "actor":
             self._send(w.wid, (P.CREATE_ACTOR, self._task_msg(t, w)))
+        elif prefetch:
+            w.unsent.append(self._task_msg(t, w))
         else:
             self._runs[w.wid].append(self._task_msg(t, w))
 
@@ -472,6 +489,7 @@ class SchedulerState:
         self.now = now
         for tid, attempt, outcome in results:
             self._done_one(wid, tid, attempt, outcome)
+        self._wake_workers.add(wid)
         return self._flush()
 
     def _done_one(self, wid: int, tid: int, attempt: int, outcome: Outcome) -> None:
@@ -677,6 +695,9 @@ class SchedulerState:
         self._fail_consumers(t)
         if t.spec.kind == "actor":
             self._actor_dead(t.spec.actor, "its creation was cancelled")
+        elif was == ASSIGNED and t.worker is not None and self._drop_unsent(t):
+            self._unassign(t)
+            self._after_finish(t)
         elif was == ASSIGNED and t.worker is not None:
             self._send(t.worker, (P.CANCEL, tid))
             if t.spec.kind == "task":
@@ -685,12 +706,24 @@ class SchedulerState:
             self._after_finish(t)
         return True, self._flush()
 
+    def _drop_unsent(self, t: TaskState) -> bool:
+        """Take a held task back before it was ever sent; True if it was held."""
+        w = self.workers.get(t.worker) if t.worker is not None else None
+        if w is None:
+            return False
+        for i, msg in enumerate(w.unsent):
+            if msg.tid == t.spec.tid:
+                del w.unsent[i]
+                return True
+        return False
+
     # -- nested waits -----------------------------------------------------------------
     def blocked(self, wid: int, tid: int) -> list[Instr]:
         t = self.tasks.get(tid)
         if t is not None and t.worker == wid and t.reserved:
             self.workers[wid].unreserve(t.req)
             t.reserved = False
+        self._wake_workers.add(wid)
         return self._flush()
 
     def unblocked(self, wid: int, tid: int) -> list[Instr]:
@@ -786,6 +819,7 @@ class SchedulerState:
             return []
         w.status = "dead"
         w.exitcode = exitcode
+        w.unsent = []
         why = f"worker {wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
         for tid in list(w.assigned):
             t = self.tasks[tid]

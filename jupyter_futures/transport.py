@@ -57,12 +57,12 @@ class Outbox:
 
     def send(self, msg: tuple[Any, ...]) -> bool:
         """Send without blocking; False when the peer is gone or the box is closed."""
-        frames = self._codec.encode(msg)
+        data = self._codec.encode(msg)
         with self._lock:
             if self.closed:
                 return False
             try:
-                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                self._sock.send(data, flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 return False
         return True
@@ -93,11 +93,11 @@ class Inbox:
         sock, codec = self.sock, self._codec
         for _ in range(limit):
             try:
-                frames = sock.recv_multipart(flags=zmq.NOBLOCK)
+                data = sock.recv(flags=zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 break
             try:
-                out.append(codec.decode(frames))
+                out.append(codec.decode(data))
             except SignatureError as exc:
                 log.warning("dropped a control message: %s", exc)
                 continue

@@ -527,10 +527,28 @@ def test_short_plain_tasks_are_queued_beyond_the_slots():
     s = cluster(CPU1)
     r1 = runs(s.submit(task(1), DRIVER, 0.0))
     assert runs(s.submit(task(2), DRIVER, 0.0)) == {}  # no durations known yet: no prefetch
-    assert set(runs(finish(s, r1[1], ok(duration=1e-4)))) == {2}
+    r2 = runs(finish(s, r1[1], ok(duration=1e-4)))
+    assert set(r2) == {2}
     placed = [runs(s.submit(task(t), DRIVER, 1.0)) for t in range(3, 8)]
-    assert [set(r) for r in placed] == [{t} for t in range(3, 8)]
+    # Placed on the busy worker but held back, to go out together in one message...
+    assert placed == [{}] * 5
     assert s.workers[1].prefetched == 5
+    assert [m.tid for m in s.workers[1].unsent] == [3, 4, 5, 6, 7]
+    # ...when that worker reports its next result.
+    assert set(runs(finish(s, r2[2], ok(duration=1e-4)))) >= {3, 4, 5, 6, 7}
+    assert s.workers[1].unsent == []
+
+
+def test_a_held_task_that_is_cancelled_is_never_sent():
+    s = cluster(CPU1)
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    s.submit(task(2), DRIVER, 0.0)
+    finish(s, r1[1], ok(duration=1e-4))  # task 2 now runs; durations are known
+    s.submit(task(3), DRIVER, 1.0)
+    assert [m.tid for m in s.workers[1].unsent] == [3]
+    ok_, out = s.cancel(3, 1.0)
+    assert ok_ and s.workers[1].unsent == []
+    assert not any(i[0] == "send" and i[2][0] == P.CANCEL for i in out)
 
 
 def test_tasks_with_special_requirements_are_never_prefetched():
