@@ -104,6 +104,8 @@ class BaseClient:
         # Unresolved futures are also held strongly, as an executor holds its futures, so a
         # callback on a future nobody keeps still runs; the value is released once resolved.
         self._pending: dict[int, Future[Any]] = {}
+        self._pins: dict[int, int] = {}
+        self._pins_lock = threading.RLock()  # RLock: a Future's __del__ may run inside
         self._futures_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._id_base = self.proc << 40
@@ -119,6 +121,7 @@ class BaseClient:
         with self._futures_lock:
             self._futures[tid] = f
             self._pending[tid] = f
+        self._pin(tid)
         return f
 
     def handle(self, tid: int) -> Future[Any]:
@@ -130,13 +133,38 @@ class BaseClient:
             f = Future(tid, self)
             self._futures[tid] = f
             self._pending[tid] = f
-        self._acquire([tid])
+        if self._pin(tid):
+            self._acquire([tid])
         return f
 
     def _forget(self, tid: int) -> None:
         """A Future of ours was garbage collected (called from ``Future.__del__``)."""
+        self._unpin(tid)
+
+    # -- pins: this process holds a value while a Future of it or a mapping of it lives --
+    def _pin(self, tid: int) -> bool:
+        """Count one more local reference; True if it is the first."""
+        with self._pins_lock:
+            n = self._pins.get(tid, 0)
+            self._pins[tid] = n + 1
+        return n == 0
+
+    def _unpin(self, tid: int) -> None:
+        with self._pins_lock:
+            n = self._pins.get(tid, 0) - 1
+            if n > 0:
+                self._pins[tid] = n
+                return
+            self._pins.pop(tid, None)
         if not self.closed:
             self._release_later(tid)
+
+    def pin_mapping(self, tid: int, mapping: object) -> bool:
+        """Keep ``tid`` allocated while ``mapping`` (an mmap) lives: a zero-copy array may
+        outlive its Future. True if that made this process a new holder."""
+        first = self._pin(tid)
+        weakref.finalize(mapping, self._unpin, tid)
+        return first
 
     # -- resolution -------------------------------------------------------------
     def _on_resolved(self, tid: int, outcome: Outcome) -> None:
@@ -155,7 +183,7 @@ class BaseClient:
         if outcome.status == "ok":
             if outcome.segment is not None:
                 try:
-                    blob = self._map(outcome)
+                    blob = self._map(tid, outcome)
                 except FileNotFoundError:
                     self._copy_missing(tid)
                     return
@@ -165,12 +193,15 @@ class BaseClient:
             exc = exception_from(outcome)
         f._resolve(outcome, blob, exc)
 
-    def _map(self, outcome: Outcome) -> memoryview:
+    def _map(self, tid: int, outcome: Outcome) -> memoryview:
         assert outcome.segment is not None
         if outcome.segment in self.store:
             with self.store_lock:
-                return self.store.view(outcome.segment)
-        return map_object(self.shm_dir, self.spill_dir, outcome.segment)
+                view = self.store.view(outcome.segment)
+        else:
+            view = map_object(self.shm_dir, self.spill_dir, outcome.segment)
+        self.pin_mapping(tid, view.obj)
+        return view
 
     # -- the public operations --------------------------------------------------
     def submit(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import logging
 import mmap
 import os
@@ -37,6 +38,8 @@ from .serialize import Packed
 
 log = logging.getLogger("jupyter_futures")
 
+POOL_MIN = 2**20  # objects this large are written into recycled files when one fits
+POPULATE_MIN = 2**20
 _NAME = re.compile(r"^jf_([0-9a-f]{6,32})(?:_|\.lock$)")
 _DIR = re.compile(r"^jf-([0-9a-f]{6,32})(?:-spill)?$")
 MIN_SHM_FREE = 256 * 2**20
@@ -91,16 +94,13 @@ def spill_dir_for(cluster: str) -> Path:
     return Path(tempfile.gettempdir()) / f"jf-{cluster}-spill"
 
 
-def _create(path: Path, packed: Packed) -> None:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+def _write(path: Path, packed: Packed, create: bool) -> None:
+    """Write a packed value to ``path`` (a new file, or a recycled one of ours)."""
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = os.open(path, flags, 0o600)
     try:
         os.ftruncate(fd, packed.nbytes)
-        with mmap.mmap(fd, packed.nbytes) as mm:
-            view = memoryview(mm)
-            try:
-                packed.write_into(view)
-            finally:
-                view.release()
+        packed.write_to_fd(fd)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)
@@ -108,8 +108,11 @@ def _create(path: Path, packed: Packed) -> None:
     os.close(fd)
 
 
-def map_object(shm_dir: Path, spill_dir: Path, name: str) -> memoryview:
-    """Map an object read-only from memory, or from the spill directory if it moved."""
+def map_object(shm_dir: Path, spill_dir: Path, name: str, populate: bool = False) -> memoryview:
+    """Map an object read-only from memory, or from the spill directory if it moved.
+
+    ``populate`` maps every page at once (one call instead of a fault per page), for a
+    reader that is about to read all of it."""
     for directory in (shm_dir, spill_dir, shm_dir):
         try:
             fd = os.open(directory / name, os.O_RDONLY)
@@ -117,7 +120,8 @@ def map_object(shm_dir: Path, spill_dir: Path, name: str) -> memoryview:
             continue
         try:
             size = os.fstat(fd).st_size
-            mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+            flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if populate and size > POPULATE_MIN else 0)
+            mm = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
         finally:
             os.close(fd)
         return memoryview(mm)
@@ -136,6 +140,13 @@ class ObjectStore:
         self.used = 0
         self._mem: OrderedDict[str, int] = OrderedDict()  # name -> bytes, LRU first
         self._disk: dict[str, int] = {}
+        # Files of freed objects, kept to be written over: their pages are already touched,
+        # which on a VM is several times faster than fresh memory. A file is only recycled
+        # after the scheduler freed it, and it frees nothing any process still maps.
+        self._pool: list[tuple[int, str]] = []
+        self.pool_bytes = 0
+        self.pool_cap = min(capacity // 4, 2**30)
+        self._pool_seq = itertools.count()
 
     # -- bookkeeping ---------------------------------------------------------------
     @property
@@ -164,8 +175,11 @@ class ObjectStore:
             self._write_spilled(name, packed)
             return name
         self._make_room(size)
+        pooled = self._take_pooled(size)
         try:
-            _create(self.shm_dir / name, packed)
+            if pooled is not None:
+                os.rename(self.shm_dir / pooled, self.shm_dir / name)
+            _write(self.shm_dir / name, packed, create=pooled is None)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
                 raise  # EEXIST above all: a file we did not make must never stand in for ours
@@ -179,7 +193,7 @@ class ObjectStore:
     def _write_spilled(self, name: str, packed: Packed) -> None:
         private_dir(self.spill_dir)
         try:
-            _create(self.spill_dir / name, packed)
+            _write(self.spill_dir / name, packed, create=True)
         except OSError as exc:
             raise ObjectStoreFullError(
                 f"object of {packed.nbytes / 2**20:.1f} MiB fits neither in the store "
@@ -187,7 +201,22 @@ class ObjectStore:
             ) from exc
         self._disk[name] = packed.nbytes
 
+    def _take_pooled(self, size: int) -> str | None:
+        """The smallest recycled file that holds ``size`` bytes without wasting half."""
+        if size < POOL_MIN:
+            return None
+        fits = [(psize, i) for i, (psize, _) in enumerate(self._pool) if size <= psize <= 2 * size]
+        if not fits:
+            return None
+        psize, i = min(fits)
+        self.pool_bytes -= psize
+        return self._pool.pop(i)[1]
+
     def _make_room(self, size: int) -> None:
+        while self._pool and self.used + self.pool_bytes + size > self.capacity:
+            psize, pname = self._pool.pop(0)
+            self.pool_bytes -= psize
+            (self.shm_dir / pname).unlink(missing_ok=True)
         while self._mem and self.used + size > self.capacity:
             victim, vsize = next(iter(self._mem.items()))
             self._spill(victim, vsize)
@@ -229,16 +258,27 @@ class ObjectStore:
         size = self._mem.pop(name, None)
         if size is not None:
             self.used -= size
-            (self.shm_dir / name).unlink(missing_ok=True)
+            if size >= POOL_MIN and self.pool_bytes + size <= self.pool_cap:
+                pname = f"jf_{self.cluster}_{self.owner}_free{next(self._pool_seq)}"
+                os.rename(self.shm_dir / name, self.shm_dir / pname)
+                self._pool.append((size, pname))
+                self.pool_bytes += size
+            else:
+                (self.shm_dir / name).unlink(missing_ok=True)
         elif self._disk.pop(name, None) is not None:
             (self.spill_dir / name).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Remove every object this store holds."""
+        self.pool_cap = 0
         for name in list(self._mem):
             self.free(name)
         for name in list(self._disk):
             self.free(name)
+        for _, pname in self._pool:
+            (self.shm_dir / pname).unlink(missing_ok=True)
+        self._pool.clear()
+        self.pool_bytes = 0
 
 
 def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:

@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +167,29 @@ class Worker:
                 with self.store_lock:
                     blob = self.store.view(outcome.segment)
             else:
-                blob = map_object(self.shm_dir, self.spill_dir, outcome.segment)
+                blob = map_object(self.shm_dir, self.spill_dir, outcome.segment, populate=True)
         except FileNotFoundError:
             raise ObjectLost(f"the copy of input future {tid} is gone (its worker died)") from None
+        mapped = getattr(self.runners.tls, "mapped", None)
+        if mapped is not None:
+            mapped.append((tid, weakref.ref(blob.obj)))
         return unpack(blob)
+
+    def keep_mapped_inputs(self) -> None:
+        """After a task or call: inputs whose mapping it kept (in an actor's state, say)
+        stay allocated, held by this worker, until the mapping goes."""
+        mapped = getattr(self.runners.tls, "mapped", None)
+        if not mapped:
+            self.runners.tls.mapped = []
+            return
+        acquire = []
+        for tid, ref in mapped:
+            mapping = ref()
+            if mapping is not None and self.client.pin_mapping(tid, mapping):
+                acquire.append(tid)
+        if acquire:  # sent before the result, on the same ordered pipe
+            self.outbox.send((P.ACQUIRE, self.wid, acquire))
+        self.runners.tls.mapped = []
 
     def pack_result(self, tid: int, value: Any) -> Outcome:
         packed = pack_value(value)

@@ -59,6 +59,7 @@ class ActorHost:
             runners.tls.tid = msg.tid
             start = time.perf_counter()
             value = None
+            runners.tls.mapped = []
             try:
                 value = self._invoke(msg)
                 outcome = self.worker.pack_result(msg.tid, value)
@@ -71,6 +72,7 @@ class ActorHost:
             outcome.duration = time.perf_counter() - start
             outcome.where = self.worker.wid
             self.worker.output.flush_task(msg.tid)
+            self.worker.keep_mapped_inputs()
             self.worker.report_done(msg.tid, msg.attempt, outcome, more=not self._calls.empty(), keep=value)
             del value
         self.instance = None

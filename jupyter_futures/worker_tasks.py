@@ -123,6 +123,7 @@ class Runners:
                 self.worker.flush_done_if_stale()
                 try:
                     outcome, value = self.execute(msg)
+                    self.worker.keep_mapped_inputs()
                 finally:
                     with self.cv:
                         self.running -= 1
@@ -138,6 +139,7 @@ class Runners:
     def execute(self, msg: TaskMsg) -> tuple[Outcome, Any]:
         """Run one task; returns its outcome and the value (kept alive until reported)."""
         tls = self.tls
+        tls.mapped = []
         value = None
         tls.tid = msg.tid
         self.threads_of[msg.tid] = threading.get_ident()

@@ -317,3 +317,40 @@ def test_actor_call_results_are_not_rebuilt(client: jf.Client, beacon: Beacon) -
     time.sleep(0.2)
     with pytest.raises(jf.UpstreamDependencyFailedNoReconstructionAllowed):
         jf.submit(later, beacon.path, big).result(30)
+
+
+def test_a_view_outliving_its_future_keeps_its_memory(client: jf.Client) -> None:
+    """Freed objects' files are recycled; one still mapped here must never be."""
+    f = jf.submit(np.full, 1_000_000, 7.0)
+    arr = f.result(30)
+    tid = f.id
+    del f  # the array still maps the object
+    for i in range(6):  # free and make objects of the same size: recycling candidates
+        jf.submit(np.full, 1_000_000, float(i)).result(30)
+    time.sleep(0.6)  # a housekeeping tick drains releases
+    assert tid in client.cluster.state.tasks
+    assert np.all(arr == 7.0)
+    del arr
+    wait_until(lambda: tid not in client.cluster.state.tasks)
+
+
+class Keeper:
+    def keep(self, arr: np.ndarray) -> float:
+        self.arr = arr  # a read-only view of the caller's object, kept past the call
+        return float(arr[0])
+
+    def first(self) -> float:
+        return float(self.arr[0])
+
+
+def test_an_actor_keeping_an_input_view_keeps_its_memory(client: jf.Client) -> None:
+    keeper = jf.create_actor(Keeper).result(30)
+    ref = jf.put(np.full(1_000_000, 3.0))
+    assert keeper.keep(ref).result(30) == 3.0
+    tid = ref.id
+    del ref
+    for i in range(6):
+        jf.put(np.full(1_000_000, float(i)))
+    time.sleep(0.6)
+    assert tid in client.cluster.state.tasks  # the actor's worker holds it
+    assert keeper.first().result(30) == 3.0

@@ -7,6 +7,7 @@ private directory in its place so they never touch another cluster's files.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import shutil
 import stat
@@ -411,3 +412,27 @@ def test_existing_fallback_directory_that_is_not_private_is_refused(full_dev_shm
     os.chmod(full_dev_shm, 0o777)
     with pytest.raises(PermissionError, match="not a private directory"):
         choose_shm_dir(2**20)
+
+
+def test_freed_large_objects_are_recycled(make_store: Callable[..., ObjectStore]):
+    store = make_store(64 * 2**20)  # the pool takes up to a quarter of the capacity
+    big = Packed(b"header", [pickle.PickleBuffer(bytearray(3 * 2**20))], [])
+    first = store.put(1, big)
+    store.free(first)
+    assert store.pool_bytes >= 3 * 2**20
+    pooled = [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_") and "free" in n]
+    assert len(pooled) == 1
+    second = store.put(2, Packed(b"other", [pickle.PickleBuffer(bytearray(b"x" * (3 * 2**20)))], []))
+    assert store.pool_bytes == 0
+    assert not (store.shm_dir / pooled[0]).exists()  # the same file, renamed and rewritten
+    blob = map_object(store.shm_dir, store.spill_dir, second)
+    assert bytes(blob[-3:]) == b"xxx"
+    store.close()
+    assert not [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_")]
+
+
+def test_small_objects_are_not_recycled(make_store: Callable[..., ObjectStore]):
+    store = make_store(64 * 2**20)
+    name = store.put(1, Packed(b"tiny", [], []))
+    store.free(name)
+    assert store.pool_bytes == 0
