@@ -148,6 +148,7 @@ class SchedulerState:
         self._runs: defaultdict[int, list[TaskMsg]] = defaultdict(list)
         self._resolves: defaultdict[int, list[tuple[int, Outcome]]] = defaultdict(list)
         self._wake_workers: set[int] = set()  # workers whose held tasks go out in this flush
+        self._satisfiable: set[Any] = set()  # requirement shapes some live worker can meet
 
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instr]:
@@ -197,6 +198,7 @@ class SchedulerState:
     def add_worker(self, wid: int, capacity: dict[str, float], now: float) -> None:
         """A worker process was started; it takes work once it says hello."""
         self.workers[wid] = WorkerState(wid=wid, capacity=dict(capacity), last_seen=now)
+        self._satisfiable.clear()
 
     def worker_ready(self, wid: int, pid: int, now: float) -> list[Instr]:
         w = self.workers.get(wid)
@@ -213,8 +215,12 @@ class SchedulerState:
 
     def check_requirements(self, req: dict[str, float]) -> None:
         """Raise UnsatisfiableRequirementError if no worker could ever run ``req``."""
+        shape = shape_of(req)
+        if shape in self._satisfiable:
+            return
         live = [w for w in self.workers.values() if w.status != "dead"]
         if any(w.could_ever_fit(req) for w in live):
+            self._satisfiable.add(shape)
             return
         wanted = describe_capacity(req)
         if live:
@@ -819,6 +825,7 @@ class SchedulerState:
             return []
         w.status = "dead"
         w.exitcode = exitcode
+        self._satisfiable.clear()
         w.unsent = []
         why = f"worker {wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
         for tid in list(w.assigned):

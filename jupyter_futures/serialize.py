@@ -141,12 +141,33 @@ STORED_ARGS = "__jf_stored_args__"
 """Marks arguments too large for a message, stored once and passed by reference."""
 
 
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Data the standard pickler handles exactly as cloudpickle would (no code inside)."""
+    kind = type(value)
+    if kind in _PLAIN or (kind.__name__ == "Future" and kind.__module__ == "jupyter_futures"):
+        return True
+    if depth > 2:
+        return False
+    if kind in (list, tuple) and len(value) <= 32:
+        return all(_is_plain(v, depth + 1) for v in value)
+    if kind is dict and len(value) <= 32:
+        return all(type(k) in _PLAIN and _is_plain(v, depth + 1) for k, v in value.items())
+    return kind.__module__ == "numpy" and kind.__name__ == "ndarray" and not value.dtype.hasobject
+
+
 def pack_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Packed, list[int]]:
-    """Pickle a call's arguments; returns them packed and the ids of futures inside."""
+    """Pickle a call's arguments; returns them packed and the ids of futures inside.
+
+    Plain data (numbers, strings, containers of them, numeric arrays, futures) takes the
+    standard pickler, several times cheaper than cloudpickle for a small call."""
     buffers: list[pickle.PickleBuffer] = []
+    dumps = pickle.dumps if _is_plain(args) and _is_plain(kwargs) else cloudpickle.dumps
     with collecting("arg") as deps:
         try:
-            header = cloudpickle.dumps((args, kwargs), protocol=5, buffer_callback=buffers.append)
+            header = dumps((args, kwargs), protocol=5, buffer_callback=buffers.append)
         except Exception as exc:
             raise SerializationError(_which_argument_fails(args, kwargs, exc)) from exc
     return Packed(header, buffers, []), deps
