@@ -12,7 +12,6 @@ and may free the value.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import threading
 import time
@@ -159,6 +158,8 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
 
 
 async def _await(f: Future[T]) -> T:
+    import asyncio  # only awaiting needs it, and it is a tenth of a second to import
+
     await asyncio.wrap_future(f)
     return f.result()
 
