@@ -298,16 +298,23 @@ def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:
 
 
 class ClusterLock:
-    """Held by the kernel for the life of a cluster; its absence marks leftovers."""
+    """Held by the kernel for the life of a cluster; its absence marks leftovers.
+
+    The lock file appears under its name already locked (made and locked under a private
+    name, then linked into place), so a concurrent sweep never sees it unlocked."""
 
     def __init__(self, shm_dir: Path, cluster: str) -> None:
         self.path = shm_dir / f"jf_{cluster}.lock"
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        staging = shm_dir / f".jf-staging-{cluster}-{os.getpid()}"
+        self._fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.link(staging, self.path)
         except OSError:
             os.close(self._fd)
             raise
+        finally:
+            staging.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._fd >= 0:
