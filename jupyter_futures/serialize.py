@@ -269,9 +269,10 @@ def layout_size(header_len: int, lengths: list[int]) -> int:
 def pack_value(obj: Any) -> Packed:
     """Pickle a result or a put object (protocol 5, buffers out of band)."""
     buffers: list[pickle.PickleBuffer] = []
+    dumps = pickle.dumps if _is_plain(obj) else cloudpickle.dumps
     with collecting("value") as contained:
         try:
-            header = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+            header = dumps(obj, protocol=5, buffer_callback=buffers.append)
         except Exception as exc:
             raise SerializationError(
                 f"could not pickle a value of type {type(obj).__name__}: {type(exc).__name__}: {exc}"
