@@ -27,10 +27,10 @@ rebuilt (or its dependents fail) before anyone uses it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import protocol as P
+from . import scheduler_actors, scheduler_views
 from .errors import UnsatisfiableRequirementError, WorkerDiedException
 from .placement import (
     PLAIN,
@@ -41,84 +41,24 @@ from .placement import (
     shape_of,
 )
 from .protocol import DRIVER, Outcome, TaskMsg, TaskSpec
-
-WAITING, READY, ASSIGNED, DONE, FAILED, CANCELLED, LOST = (
-    "waiting",
-    "ready",
-    "assigned",
-    "done",
-    "failed",
-    "cancelled",
-    "lost",
+from .records import (
+    ASSIGNED,
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED,
+    LOST,
+    PUBLIC_STATE,
+    READY,
+    WAITING,
+    ActorState,
+    TaskState,
+    framework_error,
+    upstream_outcome,
 )
-FINISHED = (DONE, FAILED, CANCELLED, LOST)
-PUBLIC_STATE = {
-    WAITING: "pending",
-    READY: "pending",
-    ASSIGNED: "running",
-    DONE: "done",
-    FAILED: "failed",
-    CANCELLED: "cancelled",
-    LOST: "done",
-}
 
 Instr = tuple[Any, ...]
 BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anyway
-
-
-def framework_error(cls: str, message: str, code: int | None = None, cause: Outcome | None = None) -> Outcome:
-    """An error raised by jupyter_futures itself (a class of errors.py, by name)."""
-    return Outcome(
-        status="error",
-        error_type=f"jf:{cls}",
-        text=message,
-        code=code,
-        data=cause.data if cause else None,
-        segment=None,
-    )
-
-
-@dataclass(eq=False, slots=True)
-class TaskState:
-    spec: TaskSpec
-    req: dict[str, float]
-    state: str = WAITING
-    worker: int | None = None
-    attempt: int = 0
-    retries_left: int = 0
-    deaths: int = 0
-    avoid: set[int] = field(default_factory=set)
-    outcome: Outcome | None = None
-    holders: set[int] = field(default_factory=set)
-    holds: int = 0  # references from values stored inside other futures
-    waiting_on: set[int] = field(default_factory=set)
-    consumers: set[int] = field(default_factory=set)  # unfinished tasks that read this value
-    lineage_users: int = 0  # live records that may need this one to rebuild
-    reserved: bool = False
-    prefetched: bool = False
-    resolved: bool = False
-    submitted: float = 0.0
-    started: float = 0.0
-    finished: float = 0.0
-
-    @property
-    def inputs(self) -> tuple[int, ...]:
-        loc = self.spec.locality
-        return self.spec.deps + ((loc[1],) if loc else ())
-
-
-@dataclass(eq=False)
-class ActorState:
-    aid: int
-    create_tid: int
-    cls_name: str
-    restarts_left: int
-    status: str = "starting"  # starting | alive | restarting | dead
-    worker: int | None = None
-    queue: deque[int] = field(default_factory=deque)
-    inflight: set[int] = field(default_factory=set)
-    calls_done: int = 0
-    death: str = ""
 
 
 class SchedulerState:
@@ -589,17 +529,17 @@ class SchedulerState:
             for c in list(cur.consumers):
                 ct = self.tasks.get(c)
                 if ct is not None and ct.state in (WAITING, READY):
-                    stack.append((ct, _upstream_outcome(cur)))
+                    stack.append((ct, upstream_outcome(cur)))
             self._after_finish(cur)
 
     def _fail_upstream(self, t: TaskState, dep: TaskState) -> None:
-        self._fail(t, _upstream_outcome(dep))
+        self._fail(t, upstream_outcome(dep))
 
     def _fail_consumers(self, t: TaskState) -> None:
         for c in list(t.consumers):
             ct = self.tasks.get(c)
             if ct is not None and ct.state in (WAITING, READY):
-                self._fail(ct, _upstream_outcome(t))
+                self._fail(ct, upstream_outcome(t))
 
     def _after_finish(self, t: TaskState) -> None:
         """A task will not run again for now: its inputs may be freed."""
@@ -739,73 +679,18 @@ class SchedulerState:
             t.reserved = True
         return []
 
-    # -- actors -----------------------------------------------------------------------
+    # -- actors (scheduler_actors.py) -----------------------------------------------
     def _enqueue_call(self, t: TaskState) -> None:
-        actor = self.actors.get(t.spec.actor or -1)
-        if actor is None or actor.status == "dead":
-            why = actor.death if actor is not None else "no such actor"
-            self._fail(t, framework_error("ActorDiedError", f"actor {t.spec.actor} is dead: {why}"))
-            return
-        if not self._link_inputs(t):
-            return
-        actor.queue.append(t.spec.tid)
-        self._pump_actor(actor)
+        scheduler_actors.enqueue_call(self, t)
 
     def _pump_actor(self, actor: ActorState) -> None:
-        if actor.status != "alive" or actor.worker is None:
-            return
-        w = self.workers[actor.worker]
-        while actor.queue:
-            t = self.tasks.get(actor.queue[0])
-            if t is None or t.state != WAITING:
-                actor.queue.popleft()
-                continue
-            if t.waiting_on:
-                break
-            actor.queue.popleft()
-            self._set(t, ASSIGNED)
-            t.worker = w.wid
-            t.attempt += 1
-            t.started = self.now
-            w.assigned.add(t.spec.tid)
-            actor.inflight.add(t.spec.tid)
-            self._send(w.wid, (P.ACTOR_CALL, self._task_msg(t, w)))
+        scheduler_actors.pump(self, actor)
 
     def _actor_started(self, t: TaskState, wid: int) -> None:
-        actor = self.actors[t.spec.actor or -1]
-        if actor.status == "dead":  # killed while it was being created
-            self._send(wid, (P.KILL_ACTOR, actor.aid))
-            return
-        actor.status = "alive"
-        actor.worker = wid
-        self.workers[wid].actors.add(actor.aid)
-        self._pump_actor(actor)
+        scheduler_actors.started(self, t, wid)
 
     def _actor_dead(self, aid: int | None, why: str, code: int | None = None) -> None:
-        actor = self.actors.get(aid if aid is not None else -1)
-        if actor is None or actor.status == "dead":
-            return
-        actor.status = "dead"
-        actor.death = why
-        if actor.worker is not None and actor.worker in self.workers:
-            self.workers[actor.worker].actors.discard(actor.aid)
-        err = framework_error("ActorDiedError", f"actor {actor.aid} ({actor.cls_name}) is dead: {why}", code)
-        for tid in list(actor.inflight) + list(actor.queue):
-            ct = self.tasks.get(tid)
-            if ct is not None and ct.state not in FINISHED:
-                self._fail(ct, err)
-        actor.inflight.clear()
-        actor.queue.clear()
-        create = self.tasks.get(actor.create_tid)
-        if create is not None:
-            if create.state != DONE:  # not started yet, or being re-created
-                if create.worker is not None:
-                    self._send(create.worker, (P.KILL_ACTOR, actor.aid))
-                if create.state not in FINISHED:
-                    self._fail(create, err)
-            self._unassign(create)
-            create.holds -= 1
-            self._maybe_free(create)
+        scheduler_actors.dead(self, aid, why, code)
 
     def kill_actor(self, aid: int) -> list[Instr]:
         actor = self.actors.get(aid)
@@ -925,72 +810,13 @@ class SchedulerState:
         out.extend(self._flush())
         return out
 
-    # -- views ------------------------------------------------------------------------
+    # -- views (scheduler_views.py) ---------------------------------------------------
     def future_state(self, tid: int) -> str:
-        t = self.tasks.get(tid)
-        return PUBLIC_STATE[t.state] if t is not None else "released"
+        return scheduler_views.future_state(self, tid)
 
     def locality(self, tid: int) -> list[int]:
-        t = self.tasks.get(tid)
-        if t is None or t.outcome is None or t.outcome.where in (None, DRIVER):
-            return []
-        w = self.workers.get(t.outcome.where)
-        return [t.outcome.where] if w is not None and w.status == "alive" else []
+        return scheduler_views.locality(self, tid)
 
     def snapshot(self) -> dict[str, Any]:
         """The cheap part of ``status()``: counters kept up to date as states change."""
-        workers = []
-        for w in self.workers.values():
-            if w.status == "dead":
-                continue
-            s: dict[str, Any] = dict(w.stats or {})
-            workers.append(
-                {
-                    "id": w.wid,
-                    "pid": w.pid,
-                    "alive": w.status == "alive",
-                    "cpu_percent": s.get("cpu_percent", 0.0),
-                    "rss": s.get("rss", 0),
-                    "store_used": s.get("store_used", 0),
-                    "store_capacity": s.get("store_capacity", 0),
-                    "spilled": s.get("spilled", 0),
-                    "objects": s.get("objects", 0),
-                    "actors": sorted(w.actors),
-                    "running": sorted(t for t in w.assigned if self.tasks[t].state == ASSIGNED),
-                    "capacity": dict(w.capacity),
-                }
-            )
-        actors = [
-            {
-                "id": a.aid,
-                "class": a.cls_name,
-                "worker": a.worker,
-                "state": a.status,
-                "calls_done": a.calls_done,
-                "calls_queued": len(a.queue) + len(a.inflight),
-            }
-            for a in self.actors.values()
-        ]
-        futures = {k: v for k, v in self.counts.items() if v}
-        return {"workers": workers, "futures": futures, "actors": actors}
-
-
-def _upstream_outcome(dep: TaskState) -> Outcome:
-    o = dep.outcome
-    if o is not None and o.error_type == "jf:UpstreamDependencyFailedNoReconstructionAllowed":
-        return framework_error(o.error_type[3:], o.text, cause=o)
-    if dep.state == CANCELLED:
-        return framework_error(
-            "UpstreamDependencyFailedException", f"input future {dep.spec.tid} was cancelled"
-        )
-    what = o.error_type.removeprefix("jf:") if o else "error"
-    message = f"input future {dep.spec.tid} ({dep.spec.name or dep.spec.kind}) failed with {what}"
-    if o is not None and o.text:
-        message += ":\n" + o.text.rstrip()
-    return Outcome(
-        status="error",
-        error_type="jf:UpstreamDependencyFailedException",
-        text=message,
-        data=o.data if o else None,
-        code=o.code if o else None,
-    )
+        return scheduler_views.snapshot(self)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .actors import ActorHandle, public_methods
 from .protocol import Outcome, TaskMsg
-from .scheduler import framework_error
+from .records import framework_error
 from .serialize import unpack_args
 from .worker_tasks import ObjectLost, error_outcome
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .protocol import Outcome, TaskMsg
-from .scheduler import framework_error
+from .records import framework_error
 from .serialize import unpack_args
 
 if TYPE_CHECKING:
