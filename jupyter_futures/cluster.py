@@ -218,6 +218,10 @@ class LocalCluster:
             stdin=subprocess.PIPE,
             env=env,
             close_fds=True,
+            # Not in the kernel's process group: signals meant for the kernel (ipykernel's
+            # interrupt and shutdown signal the group) must not reach workers. They still
+            # die with the kernel through PR_SET_PDEATHSIG.
+            start_new_session=True,
         )
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(config).encode())  # the key never touches argv or environ

@@ -1,0 +1,230 @@
+/**
+ * The Cluster sidebar: renders a ClusterModel as plain DOM.
+ *
+ * Every snapshot (at most about two a second) rebuilds the body; it is a few dozen
+ * nodes, so this stays cheap and keeps the view a pure function of the model. Text from
+ * the kernel (actor class names) only ever goes through `textContent`.
+ */
+import { refreshIcon } from '@jupyterlab/ui-components';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { formatBytes, formatPercent, fraction } from './format';
+import { ClusterModel, FUTURE_STATES, IActorStatus, IClusterStatus, IWorkerStatus } from './model';
+
+type Child = Node | string | null;
+
+function el(tag: string, className: string, ...children: Child[]): HTMLElement {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  for (const child of children) {
+    if (child !== null) {
+      node.append(child);
+    }
+  }
+  return node;
+}
+
+/** A labelled bar: `label [=====     ] text`. */
+function bar(label: string, used: number, text: string, kind: string): HTMLElement {
+  const fill = el('div', `jf-Cluster-barFill jf-Cluster-barFill-${kind}`);
+  fill.style.width = `${(used * 100).toFixed(1)}%`;
+  const row = el(
+    'div',
+    'jf-Cluster-bar',
+    el('span', 'jf-Cluster-barLabel', label),
+    el('div', 'jf-Cluster-barTrack', fill),
+    el('span', 'jf-Cluster-barText', text)
+  );
+  row.title = `${label}: ${text}`;
+  return row;
+}
+
+function workerRow(w: IWorkerStatus): HTMLElement {
+  const cpus = w.capacity['cpu'] || 1;
+  const busy = w.running.length ? `${w.running.length} running` : 'idle';
+  const head = el(
+    'div',
+    'jf-Cluster-rowHead',
+    el('span', 'jf-Cluster-workerName', `worker ${w.id}`),
+    el('span', 'jf-Cluster-dim', w.pid === null ? '' : `pid ${w.pid}`),
+    el(
+      'span',
+      w.alive ? 'jf-Cluster-badge' : 'jf-Cluster-badge jf-mod-warn',
+      w.alive ? busy : 'starting'
+    )
+  );
+  const store = `${formatBytes(w.store_used)} / ${formatBytes(w.store_capacity)}`;
+  const row = el(
+    'div',
+    'jf-Cluster-worker',
+    head,
+    bar('CPU', fraction(w.cpu_percent, cpus * 100), formatPercent(w.cpu_percent / 100), 'cpu'),
+    bar('RSS', fraction(w.rss, w.capacity['ram']), formatBytes(w.rss), 'rss'),
+    bar('Store', fraction(w.store_used, w.store_capacity), store, 'store')
+  );
+  row.dataset.workerId = String(w.id);
+  if (w.actors.length || w.spilled) {
+    const extra = [
+      w.actors.length ? `${w.actors.length} actor${w.actors.length > 1 ? 's' : ''}` : '',
+      w.spilled ? `${formatBytes(w.spilled)} spilled` : ''
+    ].filter(Boolean);
+    row.append(el('div', 'jf-Cluster-dim', extra.join(' · ')));
+  }
+  return row;
+}
+
+function futuresRow(futures: Record<string, number>): HTMLElement {
+  const states = [
+    ...FUTURE_STATES,
+    ...Object.keys(futures)
+      .filter(s => !FUTURE_STATES.includes(s))
+      .sort()
+  ];
+  const chips = states.map(state => {
+    const count = futures[state] ?? 0;
+    const chip = el(
+      'span',
+      `jf-Cluster-chip jf-Cluster-state-${state}${count ? '' : ' jf-mod-zero'}`,
+      el('span', 'jf-Cluster-chipCount', String(count)),
+      ` ${state}`
+    );
+    chip.dataset.state = state;
+    return chip;
+  });
+  return el('div', 'jf-Cluster-chips', ...chips);
+}
+
+function actorRow(a: IActorStatus): HTMLElement {
+  const head = el(
+    'div',
+    'jf-Cluster-rowHead',
+    el('span', 'jf-Cluster-actorName', `${a.class} #${a.id}`),
+    el('span', 'jf-Cluster-dim', a.worker === null ? '' : `worker ${a.worker}`),
+    el('span', `jf-Cluster-badge jf-Cluster-actor-${a.state}`, a.state)
+  );
+  const calls = `${a.calls_done} call${a.calls_done === 1 ? '' : 's'} done, ${a.calls_queued} queued`;
+  const row = el('div', 'jf-Cluster-actor', head, el('div', 'jf-Cluster-dim', calls));
+  row.dataset.actorId = String(a.id);
+  return row;
+}
+
+function section(title: string, ...body: Child[]): HTMLElement {
+  return el('section', 'jf-Cluster-section', el('h3', 'jf-Cluster-sectionTitle', title), ...body);
+}
+
+function clusterBody(s: IClusterStatus): HTMLElement[] {
+  const total = Object.values(s.futures).reduce((a, b) => a + b, 0);
+  return [
+    section(
+      `Workers (${s.workers.length})`,
+      ...(s.workers.length
+        ? s.workers.map(workerRow)
+        : [el('p', 'jf-Cluster-dim', 'Starting workers…')])
+    ),
+    section(`Futures (${total})`, futuresRow(s.futures)),
+    section(
+      `Actors (${s.actors.length})`,
+      ...(s.actors.length ? s.actors.map(actorRow) : [el('p', 'jf-Cluster-dim', 'No actors.')])
+    ),
+    section(
+      'Objects',
+      el(
+        'p',
+        'jf-Cluster-objects',
+        `${s.objects.count} in shared memory, ${formatBytes(s.objects.bytes)}` +
+          (s.objects.spilled ? `, ${formatBytes(s.objects.spilled)} spilled to disk` : '')
+      )
+    )
+  ];
+}
+
+const MESSAGES: Record<string, string> = {
+  'no-notebook': 'Open a notebook to see its cluster.',
+  'no-kernel': 'This notebook has no running kernel.',
+  connecting: 'Connecting to the kernel…',
+  'not-loaded':
+    'jupyter_futures is not loaded in this kernel. Run `%load_ext jupyter_futures` or `jf.init()`.',
+  idle: 'No cluster is running in this kernel. Start one with `jf.init()`.'
+};
+
+export class ClusterPanel extends Widget {
+  constructor(model: ClusterModel) {
+    super();
+    this._model = model;
+    this.addClass('jf-Cluster');
+    const refresh = el('button', 'jp-Button jf-Cluster-refresh');
+    refresh.title = 'Refresh';
+    refresh.setAttribute('aria-label', 'Refresh');
+    refreshIcon.element({
+      container: refresh,
+      elementPosition: 'center',
+      height: '16px',
+      width: '16px'
+    });
+    refresh.addEventListener('click', () => this._refreshRequested.emit());
+    this._title = el('span', 'jf-Cluster-title', 'Cluster');
+    this._subtitle = el('div', 'jf-Cluster-subtitle');
+    this._body = el('div', 'jf-Cluster-body');
+    this.node.append(
+      el(
+        'header',
+        'jf-Cluster-header',
+        el('div', 'jf-Cluster-titleRow', this._title, refresh),
+        this._subtitle
+      ),
+      this._body
+    );
+    model.changed.connect(this._render, this);
+    this._render();
+  }
+
+  /** Emitted when the panel is shown (`true`) or hidden (`false`). */
+  get visibilityChanged(): ISignal<this, boolean> {
+    return this._visibilityChanged;
+  }
+
+  /** Emitted when the user asks for a refresh. */
+  get refreshRequested(): ISignal<this, void> {
+    return this._refreshRequested;
+  }
+
+  protected override onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._visibilityChanged.emit(true);
+  }
+
+  protected override onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._visibilityChanged.emit(false);
+  }
+
+  override dispose(): void {
+    this._model.changed.disconnect(this._render, this);
+    super.dispose();
+  }
+
+  private _render(): void {
+    const model = this._model;
+    const status = model.status;
+    this.node.dataset.state = model.state;
+    this._subtitle.textContent = model.notebook;
+    if (model.state === 'connected' && status) {
+      this._subtitle.textContent = `${model.notebook} · cluster ${status.cluster}`;
+      this._body.replaceChildren(...clusterBody(status));
+      return;
+    }
+    const key = model.state === 'connected' ? 'idle' : model.state;
+    this._body.replaceChildren(el('p', 'jf-Cluster-message', MESSAGES[key]));
+  }
+
+  private _model: ClusterModel;
+  private _title: HTMLElement;
+  private _subtitle: HTMLElement;
+  private _body: HTMLElement;
+  private _visibilityChanged = new Signal<this, boolean>(this);
+  private _refreshRequested = new Signal<this, void>(this);
+}
