@@ -5,10 +5,13 @@
 >>> jf.submit(pow, 2, 10).result()
 1024
 
-Importing this package starts nothing: no process, no thread, no socket.
+Importing this package starts nothing: no process, no thread, no socket. In IPython,
+``%load_ext jupyter_futures`` adds the ``%futures`` and ``%%remote`` magics.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .actors import ActorHandle
 from .api import (
@@ -41,6 +44,7 @@ from .errors import (
     WorkerDiedException,
 )
 from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
+from .notebook import dashboard, progress
 
 __version__ = "0.1.0"
 
@@ -69,11 +73,13 @@ __all__ = [
     "await_future",
     "call_actor",
     "create_actor",
+    "dashboard",
     "gather",
     "get_client",
     "init",
     "kill_actor",
     "locality",
+    "progress",
     "put",
     "shutdown",
     "status",
@@ -81,3 +87,18 @@ __all__ = [
     "submit_future",
     "wait",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_futures``: the ``%futures`` and ``%%remote`` magics, and live
+    widgets for futures and actor handles. Starts no process."""
+    from .magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext jupyter_futures``."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -6,6 +6,7 @@ it is that worker's own client, so the same calls work there (nested submission)
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -46,6 +47,10 @@ def init(n_workers: int | None = None, **options: Any) -> BaseClient:
         return client
     client = Client(n_workers, **options)
     set_client(client)
+    if "ipykernel" in sys.modules:  # in a Jupyter kernel: remote output goes to its cell
+        from .kernel_output import attach
+
+        attach(client)
     return client
 
 

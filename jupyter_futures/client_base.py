@@ -25,7 +25,7 @@ import cloudpickle
 from . import errors
 from .actors import ActorHandle
 from .futures import Future
-from .protocol import DRIVER, Outcome, Requirements, TaskKind, TaskSpec
+from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
 from .serialize import (
     INLINE_LIMIT,
     STORED_ARGS,
@@ -37,6 +37,7 @@ from .serialize import (
     set_handle_factory,
 )
 from .store import ObjectStore, map_object, spill_dir_for
+from .worker_output import display_text
 
 T = TypeVar("T")
 
@@ -420,6 +421,8 @@ class BaseClient:
 
 def default_output(tid: int, stream: str, text: str) -> None:
     """Where remote prints go by default: this process's own stdout/stderr."""
+    if stream == DISPLAY_STREAM:  # rich output: its plain-text part
+        text = display_text(text)
     target = sys.stderr if stream == "stderr" else sys.stdout
     target.write(text)
     target.flush()

@@ -60,6 +60,12 @@ class RemoteException(JupyterFuturesError):
         base = self.args[0] if len(self.args) == 1 else ", ".join(map(str, self.args))
         return f"{base}" if base != "" else self.remote_type
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it: the caller's frames, then the remote ones (``tracebacks.py``)."""
+        from .tracebacks import render
+
+        return render(self)
+
     def __reduce__(self) -> Any:
         cause = self.__dict__.get("_remote_cause")
         return (_rebuild_remote, (self.remote_type, self.args, self.remote_traceback, self.where, cause))

@@ -17,7 +17,7 @@ cluster key cannot make us unpickle anything.
        ◄──────────────── HEARTBEAT wid, stats
        ◄──────────────── SUBMIT TaskSpec / PUT / ACQUIRE / RELEASE / BLOCKED / UNBLOCKED
        ◄──────────────── CANCEL / KILL_ACTOR / MISSING tid (a copy vanished before it was read)
-       ◄──────────────── OUTPUT tid, stream, text
+       ◄──────────────── OUTPUT tid, stream, text   (stream "display": a JSON DisplayBundle)
 """
 
 from __future__ import annotations
@@ -141,6 +141,21 @@ class WorkerStats(TypedDict):
     spilled: int
     objects: int
     running: list[int]
+
+
+DISPLAY_STREAM = "display"
+"""The OUTPUT stream of rich output (``display()`` in a task): its text is a JSON DisplayBundle."""
+
+
+class DisplayBundle(TypedDict):
+    """A ``display()`` made in a task, as a Jupyter ``display_data`` message carries it.
+
+    Binary mime types (``image/png``) are base64 text, as in the Jupyter protocol."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    transient: dict[str, Any]
+    update: bool
 
 
 SIG_SIZE = 32

@@ -37,7 +37,7 @@ from . import protocol as P
 from .client_base import set_client
 from .protocol import Codec, Outcome, WorkerStats
 from .serialize import INLINE_LIMIT, pack_value, unpack
-from .store import ObjectStore, map_object, spill_dir_for
+from .store import ObjectStore, map_object, spill_dir_for, sweep_dead_clusters
 from .transport import Inbox, Outbox
 from .worker_actors import ActorHost
 from .worker_client import WorkerClient, parent_alive
@@ -45,6 +45,7 @@ from .worker_output import TaskOutput
 from .worker_tasks import ObjectLost, Runners
 
 log = logging.getLogger("jupyter_futures.worker")
+KERNEL_EXIT_WAIT = 2.0  # seconds a worker waits for a dying kernel to be gone
 BATCH_MAX = 64
 BATCH_AGE = 0.002
 
@@ -75,6 +76,7 @@ class Worker:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._exiting = False
+        self._exit_lock = threading.RLock()
         self._process = psutil.Process()
         self._process.cpu_percent()
 
@@ -88,14 +90,35 @@ class Worker:
         self.runners.loop()  # the main thread runs tasks until shutdown
         self.exit(0)
 
-    def exit(self, code: int) -> None:
-        """Remove this worker's objects and leave at once (threads are daemons)."""
-        if self._exiting:
+    def exit(self, code: int, kernel_dying: bool = False) -> None:
+        """Remove this worker's objects and leave (threads are daemons).
+
+        The first caller cleans up; a second one (the SIGTERM of the kernel's death and the
+        heartbeat's parent check can both come) waits for it. If the kernel is gone, its
+        own objects, lock and directories are swept too: no other process will.
+
+        ``kernel_dying``: the SIGTERM Linux sends when the kernel's thread that started us
+        ends, which can be before the rest of the kernel has exited and dropped its lock;
+        wait for that (a bounded wait) so the sweep sees the cluster dead."""
+        with self._exit_lock:
+            if not self._exiting:
+                self._exiting = True
+                with contextlib.suppress(Exception):
+                    self.store.close()
+                deadline = time.monotonic() + (KERNEL_EXIT_WAIT if kernel_dying else 0.0)
+                while parent_alive(self.parent) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not parent_alive(self.parent):
+                    with contextlib.suppress(Exception):
+                        for _ in range(int(KERNEL_EXIT_WAIT / 0.02)):
+                            if self.cluster in sweep_dead_clusters(self.shm_dir):
+                                break
+                            time.sleep(0.02)  # its lock is not released yet
             os._exit(code)
-        self._exiting = True
-        with contextlib.suppress(Exception):
-            self.store.close()
-        os._exit(code)
+
+    @property
+    def is_exiting(self) -> bool:
+        return self._exiting
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -272,7 +295,8 @@ def main() -> None:
     _die_with_parent(config["parent"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     worker = Worker(config)
-    signal.signal(signal.SIGTERM, lambda *_: worker.exit(0))
+    # Ignored once exiting, so the signal cannot cut short the cleanup it asked for.
+    signal.signal(signal.SIGTERM, lambda *_: None if worker.is_exiting else worker.exit(0, kernel_dying=True))
     worker.run()
 
 

@@ -5,15 +5,32 @@ from a thread that runs a task is buffered under that task's id and sent as an O
 message: at once when the last send was a while ago, otherwise within ``COALESCE``
 seconds (so a loop of prints makes a few messages, not thousands), and always before the
 task's result. Writes from other threads go to the worker's real stream.
+
+Rich output takes the same path::
+
+    task: IPython.display.display(obj) ──► DisplayFormatter ──► mimebundle
+          ──► OUTPUT (tid, "display", JSON DisplayBundle) ──► kernel: display_data
+
+IPython takes half a second to import, so it is not imported here: an import hook patches
+``IPython.core.display_functions.display`` when a task first imports IPython. Outside a
+task (or without IPython) ``display`` behaves as IPython's own.
 """
 
 from __future__ import annotations
 
+import base64
+import importlib.abc
+import importlib.machinery
 import io
+import json
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any, TextIO
+
+from .protocol import DISPLAY_STREAM, DisplayBundle
 
 COALESCE = 0.02
 MAX_BUFFER = 64 * 1024
@@ -34,10 +51,21 @@ class TaskOutput:
         self._thread.start()
 
     def install(self) -> None:
-        import sys
-
         sys.stdout = TaskStream(self, "stdout", sys.stdout)
         sys.stderr = TaskStream(self, "stderr", sys.stderr)
+        install_display_hook(self)
+
+    def current_task(self) -> int | None:
+        return self._current()
+
+    def display(self, bundle: DisplayBundle) -> bool:
+        """Send a rich output of the running task (after what it printed); False outside tasks."""
+        tid = self._current()
+        if tid is None:
+            return False
+        self.flush_task(tid)
+        self._send(tid, DISPLAY_STREAM, json.dumps(bundle, default=repr))
+        return True
 
     def write(self, stream: str, text: str, fallback: TextIO) -> None:
         tid = self._current()
@@ -100,3 +128,129 @@ class TaskStream(io.TextIOBase):
 
     def __getattr__(self, name: str) -> Any:  # errors=, buffer, ... of the real stream
         return getattr(self._fallback, name)
+
+
+# -- display() in tasks ---------------------------------------------------------------
+
+_DISPLAY_MODULE = "IPython.core.display_functions"
+
+
+def install_display_hook(output: TaskOutput) -> None:
+    """Route IPython's ``display()`` in tasks to the kernel, now or when IPython is imported."""
+    module = sys.modules.get(_DISPLAY_MODULE)
+    if module is not None:
+        _patch_display(module, output)
+    else:
+        sys.meta_path.insert(0, _DisplayImportHook(output))
+
+
+class _DisplayImportHook(importlib.abc.MetaPathFinder):
+    """Patches ``display`` right after IPython's module defining it is executed."""
+
+    def __init__(self, output: TaskOutput) -> None:
+        self._output = output
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _DISPLAY_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        loader = spec.loader if spec is not None else None
+        if spec is None or loader is None:
+            return None
+        exec_module = loader.exec_module
+        output = self._output
+
+        def exec_and_patch(module: ModuleType) -> None:
+            exec_module(module)
+            _patch_display(module, output)
+
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]  # this spec's loader only
+        return spec
+
+
+def _patch_display(module: Any, output: TaskOutput) -> None:
+    original = module.display
+
+    def display(
+        *objs: Any,
+        include: Any = None,
+        exclude: Any = None,
+        metadata: dict[str, Any] | None = None,
+        transient: dict[str, Any] | None = None,
+        display_id: Any = None,
+        raw: bool = False,
+        clear: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        if output.current_task() is None:
+            return original(
+                *objs,
+                include=include,
+                exclude=exclude,
+                metadata=metadata,
+                transient=transient,
+                display_id=display_id,
+                raw=raw,
+                clear=clear,
+                **kwargs,
+            )
+        update = bool(kwargs.pop("update", False))
+        extra = dict(transient or {})
+        if display_id:
+            if display_id is True:
+                display_id = module._new_id()
+            extra["display_id"] = display_id
+        if update and "display_id" not in extra:
+            raise TypeError("display_id required for update_display")
+        if not objs and display_id:
+            objs, raw = ({},), True
+        for obj in objs:
+            if raw:
+                data, md = dict(obj), dict(metadata or {})
+            else:
+                data, md = _formatter().format(obj, include=include, exclude=exclude)
+                if not data:
+                    continue
+                if metadata:
+                    module._merge(md, metadata)
+            output.display({"data": _jsonable(data), "metadata": md, "transient": extra, "update": update})
+        return module.DisplayHandle(display_id) if display_id else None
+
+    display.__doc__ = original.__doc__
+    module.display = display
+
+
+_formatters: list[Any] = []
+
+
+def _formatter() -> Any:
+    """IPython's DisplayFormatter (no shell needed), taught to draw matplotlib figures."""
+    if not _formatters:
+        from IPython.core.formatters import DisplayFormatter
+
+        formatter = DisplayFormatter()
+        formatter.formatters["image/png"].for_type_by_name("matplotlib.figure", "Figure", _figure_png)
+        _formatters.append(formatter)
+    return _formatters[0]
+
+
+def _figure_png(figure: Any) -> bytes | None:
+    from IPython.core.pylabtools import print_figure
+
+    return print_figure(figure, "png")  # type: ignore[no-any-return]
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in data.items()}
+
+
+def display_text(payload: str) -> str:
+    """The text/plain part of a display payload, for a console that cannot show the rest."""
+    try:
+        bundle: DisplayBundle = json.loads(payload)
+        text = bundle["data"].get("text/plain", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return payload
+    return f"{text}\n" if text and not bundle.get("update") else ""
