@@ -53,6 +53,7 @@ log = logging.getLogger("jupyter_futures")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
 MAX_EARLY_DEATHS = 8  # consecutive workers dying before hello: stop replacing them
+SHUTDOWN_WAIT = 10.0  # seconds the I/O thread waits for shutdown() to stop the workers
 
 
 class LocalCluster:
@@ -98,6 +99,7 @@ class LocalCluster:
         self._woken = False
         self.closing = False
         self.workers_changed = threading.Event()
+        self._workers_gone = threading.Event()
         now = time.monotonic()
         with self.lock:
             for _ in range(n_workers):
@@ -285,6 +287,8 @@ class LocalCluster:
             if now >= next_tick:
                 next_tick = now + TICK
                 self.call(self.state.tick, now)
+        # Stay alive (the workers' parent-death anchor) until shutdown has stopped them.
+        self._workers_gone.wait(SHUTDOWN_WAIT)
 
     def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
         now = time.monotonic()
@@ -351,8 +355,6 @@ class LocalCluster:
             for box in self.outboxes.values():
                 box.send((P.SHUTDOWN,))
         self._wake()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
         deadline = time.monotonic() + timeout * 0.8
         fds = [fd for fd in self._pidfds.values()]
         while fds and time.monotonic() < deadline:
@@ -366,6 +368,11 @@ class LocalCluster:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:  # pragma: no cover - a D-state process
                 log.error("worker pid %s did not exit", proc.pid)
+        # Only now may the I/O thread end: Linux signals the workers when the thread that
+        # started them ends, and a worker must not mistake that for the kernel's death.
+        self._workers_gone.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
         for fd in self._pidfds.values():
             os.close(fd)
         self._pidfds.clear()
