@@ -100,6 +100,7 @@ class LocalCluster:
         self.closing = False
         self.workers_changed = threading.Event()
         self._workers_gone = threading.Event()
+        self._loop_stopped = threading.Event()
         now = time.monotonic()
         with self.lock:
             for _ in range(n_workers):
@@ -288,6 +289,7 @@ class LocalCluster:
                 next_tick = now + TICK
                 self.call(self.state.tick, now)
         # Stay alive (the workers' parent-death anchor) until shutdown has stopped them.
+        self._loop_stopped.set()
         self._workers_gone.wait(SHUTDOWN_WAIT)
 
     def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
@@ -352,9 +354,12 @@ class LocalCluster:
             return
         with self.lock:
             self.closing = True
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._loop_stopped.wait(timeout)  # no spawn or reap is under way after this
+        with self.lock:
             for box in self.outboxes.values():
                 box.send((P.SHUTDOWN,))
-        self._wake()
         deadline = time.monotonic() + timeout * 0.8
         fds = [fd for fd in self._pidfds.values()]
         while fds and time.monotonic() < deadline:
