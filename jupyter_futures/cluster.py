@@ -215,7 +215,13 @@ class LocalCluster:
             "heartbeat": self.heartbeat_interval,
             "parent": os.getpid(),
         }
-        env = dict(os.environ, JF_WORKER="1", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            JF_WORKER="1",
+            PYTHONUNBUFFERED="1",
+            # plt.show() in a task displays in the submitting cell (not the kernel's backend)
+            MPLBACKEND="module://jupyter_futures.mpl_backend",
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_futures.worker"],
             stdin=subprocess.PIPE,

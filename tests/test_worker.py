@@ -200,3 +200,35 @@ def test_output_arrives_while_the_task_runs(shared_client: jf.Client) -> None:
         assert f.result(30) == "late"
     finally:
         shared_client.output_handler = old
+
+
+def test_plt_show_in_a_task_is_displayed_in_the_submitter(shared_client: jf.Client) -> None:
+    import json
+
+    from jupyter_futures.protocol import DISPLAY_STREAM
+
+    shown: list[dict[str, object]] = []
+    got = threading.Event()
+    old = shared_client.output_handler
+
+    def capture(tid: int, stream: str, text: str) -> None:
+        if stream == DISPLAY_STREAM:
+            shown.append(json.loads(text))
+            got.set()
+
+    shared_client.output_handler = capture
+    try:
+
+        def plot() -> str:
+            import matplotlib.pyplot as plt
+
+            plt.plot([1, 2, 3], [1, 4, 9])
+            plt.show()
+            return plt.get_backend()
+
+        backend = jf.submit(plot).result(60)
+        assert got.wait(10)
+    finally:
+        shared_client.output_handler = old
+    assert "jupyter_futures.mpl_backend" in backend
+    assert "image/png" in shown[0]["data"]  # type: ignore[operator]
