@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .protocol import DRIVER
 from .records import ASSIGNED, FAILED, PUBLIC_STATE, WAITING
+from .scheduler_views import actor_view
 
 if TYPE_CHECKING:
     from .client import Client
@@ -112,16 +113,7 @@ def actor(client: Client, aid: int) -> dict[str, Any] | None:
         a = st.actors.get(aid)
         if a is None:
             return None
-        return {
-            "id": a.aid,
-            "class": a.cls_name,
-            "worker": a.worker,
-            "state": a.status,
-            "calls_done": a.calls_done,
-            "calls_queued": len(a.queue) + len(a.inflight),
-            "create_tid": a.create_tid,
-            "death": a.death,
-        }
+        return {**actor_view(a), "create_tid": a.create_tid, "death": a.death}
 
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 

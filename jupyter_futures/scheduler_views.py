@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .protocol import DRIVER
-from .records import ASSIGNED, PUBLIC_STATE
+from .records import ASSIGNED, PUBLIC_STATE, ActorState
 
 if TYPE_CHECKING:
     from .scheduler import SchedulerState
@@ -22,6 +22,18 @@ def locality(state: SchedulerState, tid: int) -> list[int]:
         return []
     w = state.workers.get(t.outcome.where)
     return [t.outcome.where] if w is not None and w.status == "alive" else []
+
+
+def actor_view(a: ActorState) -> dict[str, Any]:
+    """An actor as ``status()`` shows it."""
+    return {
+        "id": a.aid,
+        "class": a.cls_name,
+        "worker": a.worker,
+        "state": a.status,
+        "calls_done": a.calls_done,
+        "calls_queued": len(a.queue) + len(a.inflight),
+    }
 
 
 def snapshot(state: SchedulerState) -> dict[str, Any]:
@@ -47,16 +59,6 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
                 "capacity": dict(w.capacity),
             }
         )
-    actors = [
-        {
-            "id": a.aid,
-            "class": a.cls_name,
-            "worker": a.worker,
-            "state": a.status,
-            "calls_done": a.calls_done,
-            "calls_queued": len(a.queue) + len(a.inflight),
-        }
-        for a in state.actors.values()
-    ]
+    actors = [actor_view(a) for a in state.actors.values()]
     futures = {k: v for k, v in state.counts.items() if v}
     return {"workers": workers, "futures": futures, "actors": actors}
