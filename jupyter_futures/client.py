@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import threading
 import time
 import weakref
 from typing import Any
@@ -76,7 +75,6 @@ class Client(BaseClient):
                 raise ValueError(f"use {k}s_per_worker rather than resources={{{k!r}: ...}}")
             capacity[str(k)] = float(v)
         self.n_workers = n
-        self._workers_changed = threading.Condition()
         self.cluster = LocalCluster(
             n,
             {k: v for k, v in capacity.items() if v},
@@ -88,7 +86,6 @@ class Client(BaseClient):
             cancel_grace=cancel_grace,
         )
         super().__init__(self.cluster.id, self.cluster.shm_dir, self.cluster.store)
-        self.store_lock = threading.Lock()
         ref = weakref.ref(self)
 
         def at_exit() -> None:

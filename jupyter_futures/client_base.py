@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sys
 import threading
 import weakref
@@ -99,7 +98,6 @@ class BaseClient:
         self.shm_dir = shm_dir
         self.spill_dir = spill_dir_for(cluster_id)
         self.store = store
-        self.store_lock = threading.Lock()
         self.functions = FunctionCache()
         self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
         # Unresolved futures are also held strongly, as an executor holds its futures, so a
@@ -197,8 +195,7 @@ class BaseClient:
     def _map(self, tid: int, outcome: Outcome) -> memoryview:
         assert outcome.segment is not None
         if outcome.segment in self.store:
-            with self.store_lock:
-                view = self.store.view(outcome.segment)
+            view = self.store.view(outcome.segment)
         else:
             view = map_object(self.shm_dir, self.spill_dir, outcome.segment)
         self.pin_mapping(tid, view.obj)
@@ -250,8 +247,7 @@ class BaseClient:
             return Outcome(
                 "ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained)
             )
-        with self.store_lock:
-            name = self.store.put(tid, packed)
+        name = self.store.put(tid, packed)
         return Outcome(
             "ok",
             segment=name,
@@ -488,7 +484,3 @@ def set_client(client: BaseClient | None) -> None:
 
 def current_client_or_none() -> BaseClient | None:
     return _current[0] if _current else None
-
-
-def process_is_worker() -> bool:
-    return os.environ.get("JF_WORKER") == "1"

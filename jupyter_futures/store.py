@@ -29,6 +29,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -147,6 +148,9 @@ class ObjectStore:
         self.pool_bytes = 0
         self.pool_cap = min(capacity // 4, 2**30)
         self._pool_seq = itertools.count()
+        # The kernel's user thread puts while its I/O thread frees; a worker's task threads
+        # read while its I/O thread frees. Every public operation takes this lock.
+        self._lock = threading.RLock()
 
     # -- bookkeeping ---------------------------------------------------------------
     @property
@@ -154,12 +158,12 @@ class ObjectStore:
         return len(self._mem) + len(self._disk)
 
     @property
-    def spilled(self) -> int:
-        return len(self._disk)
-
-    @property
     def spilled_bytes(self) -> int:
         return sum(self._disk.values())
+
+    @property
+    def spilled(self) -> int:
+        return len(self._disk)
 
     def __contains__(self, name: str) -> bool:
         return name in self._mem or name in self._disk
@@ -167,28 +171,29 @@ class ObjectStore:
     # -- operations ----------------------------------------------------------------
     def put(self, tid: int, packed: Packed) -> str:
         """Store a packed value; returns its segment name."""
-        name = segment_name(self.cluster, self.owner, tid)
-        if name in self:
-            self.free(name)
-        size = packed.nbytes
-        if size > self.capacity:
-            self._write_spilled(name, packed)
+        with self._lock:
+            name = segment_name(self.cluster, self.owner, tid)
+            if name in self:
+                self.free(name)
+            size = packed.nbytes
+            if size > self.capacity:
+                self._write_spilled(name, packed)
+                return name
+            self._make_room(size)
+            pooled = self._take_pooled(size)
+            try:
+                if pooled is not None:
+                    os.rename(self.shm_dir / pooled, self.shm_dir / name)
+                _write(self.shm_dir / name, packed, create=pooled is None)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
+                    raise  # EEXIST above all: a file we did not make must never stand in for ours
+                log.warning("shared memory full (%s); writing %s to disk", exc, name)
+                self._write_spilled(name, packed)
+                return name
+            self._mem[name] = size
+            self.used += size
             return name
-        self._make_room(size)
-        pooled = self._take_pooled(size)
-        try:
-            if pooled is not None:
-                os.rename(self.shm_dir / pooled, self.shm_dir / name)
-            _write(self.shm_dir / name, packed, create=pooled is None)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
-                raise  # EEXIST above all: a file we did not make must never stand in for ours
-            log.warning("shared memory full (%s); writing %s to disk", exc, name)
-            self._write_spilled(name, packed)
-            return name
-        self._mem[name] = size
-        self.used += size
-        return name
 
     def _write_spilled(self, name: str, packed: Packed) -> None:
         private_dir(self.spill_dir)
@@ -248,37 +253,40 @@ class ObjectStore:
 
     def view(self, name: str) -> memoryview:
         """The owner's own read of an object: marks it recently used, restores a spilled one."""
-        if name in self._mem:
-            self._mem.move_to_end(name)
-        elif name in self._disk:
-            self._restore(name)
-        return map_object(self.shm_dir, self.spill_dir, name)
+        with self._lock:
+            if name in self._mem:
+                self._mem.move_to_end(name)
+            elif name in self._disk:
+                self._restore(name)
+            return map_object(self.shm_dir, self.spill_dir, name)
 
     def free(self, name: str) -> None:
-        size = self._mem.pop(name, None)
-        if size is not None:
-            self.used -= size
-            if size >= POOL_MIN and self.pool_bytes + size <= self.pool_cap:
-                pname = f"jf_{self.cluster}_{self.owner}_free{next(self._pool_seq)}"
-                os.rename(self.shm_dir / name, self.shm_dir / pname)
-                self._pool.append((size, pname))
-                self.pool_bytes += size
-            else:
-                (self.shm_dir / name).unlink(missing_ok=True)
-        elif self._disk.pop(name, None) is not None:
-            (self.spill_dir / name).unlink(missing_ok=True)
+        with self._lock:
+            size = self._mem.pop(name, None)
+            if size is not None:
+                self.used -= size
+                if size >= POOL_MIN and self.pool_bytes + size <= self.pool_cap:
+                    pname = f"jf_{self.cluster}_{self.owner}_free{next(self._pool_seq)}"
+                    os.rename(self.shm_dir / name, self.shm_dir / pname)
+                    self._pool.append((size, pname))
+                    self.pool_bytes += size
+                else:
+                    (self.shm_dir / name).unlink(missing_ok=True)
+            elif self._disk.pop(name, None) is not None:
+                (self.spill_dir / name).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Remove every object this store holds."""
-        self.pool_cap = 0
-        for name in list(self._mem):
-            self.free(name)
-        for name in list(self._disk):
-            self.free(name)
-        for _, pname in self._pool:
-            (self.shm_dir / pname).unlink(missing_ok=True)
-        self._pool.clear()
-        self.pool_bytes = 0
+        with self._lock:
+            self.pool_cap = 0
+            for name in list(self._mem):
+                self.free(name)
+            for name in list(self._disk):
+                self.free(name)
+            for _, pname in self._pool:
+                (self.shm_dir / pname).unlink(missing_ok=True)
+            self._pool.clear()
+            self.pool_bytes = 0
 
 
 def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:

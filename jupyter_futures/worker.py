@@ -40,7 +40,7 @@ from .serialize import INLINE_LIMIT, pack_value, unpack
 from .store import ObjectStore, map_object, spill_dir_for, sweep_dead_clusters
 from .transport import Inbox, Outbox
 from .worker_actors import ActorHost
-from .worker_client import WorkerClient, parent_alive
+from .worker_client import WorkerClient
 from .worker_output import TaskOutput
 from .worker_tasks import ObjectLost, Runners
 
@@ -63,7 +63,6 @@ class Worker:
         self.inbox = Inbox(self.ctx, config["address"], self.codec)
         self.outbox = Outbox(self.ctx, config["scheduler"], self.codec)
         self.store = ObjectStore(self.cluster, f"w{self.wid}", self.shm_dir, config["store_capacity"])
-        self.store_lock = threading.Lock()
         self.functions: dict[bytes, Any] = {}
         self.actors: dict[int, ActorHost] = {}
         self.runners = Runners(self, config["slots"])
@@ -155,9 +154,8 @@ class Worker:
             for tid, outcome in msg[1]:
                 self.client._on_resolved(tid, outcome)
         elif kind == P.FREE:
-            with self.store_lock:
-                for name in msg[1]:
-                    self.store.free(name)
+            for name in msg[1]:
+                self.store.free(name)
         elif kind == P.CANCEL:
             if not self.runners.cancel(msg[1]):
                 for host in self.actors.values():
@@ -187,8 +185,7 @@ class Worker:
             return unpack(outcome.data)
         try:
             if outcome.segment in self.store:
-                with self.store_lock:
-                    blob = self.store.view(outcome.segment)
+                blob = self.store.view(outcome.segment)
             else:
                 blob = map_object(self.shm_dir, self.spill_dir, outcome.segment, populate=True)
         except FileNotFoundError:
@@ -219,8 +216,7 @@ class Worker:
         contained = tuple(packed.contained)
         if packed.nbytes < INLINE_LIMIT:
             return Outcome(status="ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=contained)
-        with self.store_lock:
-            name = self.store.put(tid, packed)
+        name = self.store.put(tid, packed)
         return Outcome(status="ok", segment=name, nbytes=packed.nbytes, contained=contained)
 
     # -- results and output ----------------------------------------------------------
@@ -278,6 +274,10 @@ class Worker:
             "objects": store.objects,
             "running": sorted(self.runners.threads_of),
         }
+
+
+def parent_alive(parent: int) -> bool:
+    return os.getppid() == parent
 
 
 def _die_with_parent(parent: int) -> None:

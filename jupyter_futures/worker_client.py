@@ -8,7 +8,6 @@ scheduler and the worker's runners are told, so its slot goes to other work.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -25,7 +24,6 @@ class WorkerClient(BaseClient):
     def __init__(self, worker: Worker) -> None:
         self.proc = worker.wid
         super().__init__(worker.cluster, worker.shm_dir, worker.store)
-        self.store_lock = worker.store_lock
         self._worker = worker
         self._outbox = worker.outbox
         self.releases: deque[int] = deque()
@@ -89,7 +87,3 @@ class WorkerClient(BaseClient):
             self._outbox.send((P.UNBLOCKED, self.proc, tid))
             runners.take_slot_back()
             runners.tls.lent = False
-
-
-def parent_alive(parent: int) -> bool:
-    return os.getppid() == parent
