@@ -23,12 +23,12 @@ import cloudpickle
 
 from . import errors
 from .actors import ActorHandle
+from .functions import FunctionCache
 from .futures import Future
 from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
 from .serialize import (
     INLINE_LIMIT,
     STORED_ARGS,
-    FunctionCache,
     Packed,
     collecting,
     pack_args,

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import struct
@@ -99,34 +98,6 @@ def _load_handle(tid: int) -> Any:
     if not _handle_factory:
         raise SerializationError(f"future {tid} unpickled outside a jupyter_futures process")
     return _handle_factory[0](tid)
-
-
-# -- functions -----------------------------------------------------------------------
-
-
-class FunctionCache:
-    """cloudpickle each function once; the key is the hash of its pickle."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, tuple[Any, bytes, bytes]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, fn: Callable[..., Any]) -> tuple[bytes, bytes]:
-        entry = self._by_id.get(id(fn))
-        if entry is not None and entry[0] is fn:
-            return entry[1], entry[2]
-        try:
-            data = cloudpickle.dumps(fn, protocol=5)
-        except Exception as exc:
-            raise SerializationError(
-                f"could not pickle function {describe(fn)}: {type(exc).__name__}: {exc}"
-            ) from exc
-        digest = hashlib.blake2b(data, digest_size=16).digest()
-        with self._lock:
-            if len(self._by_id) > 4096:
-                self._by_id.clear()
-            self._by_id[id(fn)] = (fn, digest, data)  # keeps fn alive so its id stays unique
-        return digest, data
 
 
 def describe(obj: Any) -> str:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from jupyter_futures.errors import SerializationError
+from jupyter_futures.functions import FunctionCache
 from jupyter_futures.serialize import (
     ALIGN,
     MAGIC,
-    FunctionCache,
     collecting,
     pack_args,
     pack_value,
