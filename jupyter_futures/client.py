@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import time
 import weakref
 from typing import Any
@@ -98,6 +99,8 @@ class Client(BaseClient):
 
     # -- the scheduler, in this process -------------------------------------------
     def _send_spec(self, spec: TaskSpec) -> None:
+        if sys.path != self.cluster.sys_path:  # a folder added in the kernel: workers follow
+            self.cluster.set_sys_path(sys.path)
         self.cluster.call(self.cluster.state.submit, spec, DRIVER, time.monotonic())
 
     def _put(self, tid: int, outcome: Outcome) -> None:
@@ -186,6 +189,7 @@ class Client(BaseClient):
         self.closed = True
         atexit.unregister(self._atexit)
         self.cluster.shutdown()
+        self._abandon_unfinished()
         if current_client_or_none() is self:
             set_client(None)
 

@@ -98,7 +98,7 @@ class BaseClient:
         self.shm_dir = shm_dir
         self.spill_dir = spill_dir_for(cluster_id)
         self.store = store
-        self.functions = FunctionCache()
+        self.functions = FunctionCache(self.put_packed)
         self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
         # Unresolved futures are also held strongly, as an executor holds its futures, so a
         # callback on a future nobody keeps still runs; the value is released once resolved.
@@ -200,6 +200,18 @@ class BaseClient:
             view = map_object(self.shm_dir, self.spill_dir, outcome.segment)
         self.pin_mapping(tid, view.obj)
         return view
+
+    def _abandon_unfinished(self) -> None:
+        """At shutdown: every future not yet settled fails with ClusterClosedError."""
+        with self._futures_lock:
+            unfinished = list(self._pending.values())
+            self._pending.clear()
+        for f in unfinished:
+            f._abandon(
+                errors.ClusterClosedError(
+                    f"the cluster was shut down before future {f.id} ({f.name or 'task'}) finished"
+                )
+            )
 
     # -- the public operations --------------------------------------------------
     def submit(
@@ -331,7 +343,12 @@ class BaseClient:
         """The spec of a call, and the stored arguments' future to keep alive until it is sent."""
         self._check_open()
         tid = self._new_id()
-        fn_hash, fn_bytes = self.functions.get(fn) if fn is not None else (b"", None)
+        fn_hash, fn_bytes = b"", None
+        if fn is not None:
+            shipped = self.functions.get(fn)
+            fn_hash, fn_bytes = shipped.fn_hash, shipped.fn_bytes
+            if shipped.stored is not None:  # too large for a message: stored once, an input
+                args = (shipped.stored, *args)
         packed, deps = pack_args(args, kwargs)
         stored = None
         if packed.nbytes < INLINE_LIMIT:

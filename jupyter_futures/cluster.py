@@ -98,6 +98,8 @@ class LocalCluster:
         os.set_blocking(self._wake_w, False)
         self._woken = False
         self.closing = False
+        self._fds_closed = False
+        self.sys_path = list(sys.path)
         self.workers_changed = threading.Event()
         self._workers_gone = threading.Event()
         self._loop_stopped = threading.Event()
@@ -123,6 +125,16 @@ class LocalCluster:
         with self.lock:
             return fn(*args)
 
+    def set_sys_path(self, entries: list[str]) -> None:
+        """The kernel's ``sys.path`` changed: tell every worker before anything else is sent.
+
+        Under the lock, so it reaches each worker ahead of the next task on the same pipe;
+        a worker started later gets it in its config."""
+        with self.lock:
+            self.sys_path = list(entries)
+            for box in self.outboxes.values():
+                box.send((P.SYS_PATH, self.sys_path))
+
     def release_later(self, tid: int) -> None:
         """From ``Future.__del__``: queue the release for the next event or tick.
 
@@ -131,7 +143,7 @@ class LocalCluster:
         self._releases.append(tid)
 
     def _wake(self) -> None:
-        if not self._woken:
+        if not self._woken and not self._fds_closed:  # a closed fd's number may be reused
             self._woken = True
             try:
                 os.write(self._wake_w, b"x")
@@ -214,6 +226,9 @@ class LocalCluster:
             "slots": max(1, int(self.capacity.get("cpu", 1))),
             "heartbeat": self.heartbeat_interval,
             "parent": os.getpid(),
+            # Workers import what the kernel can: its sys.path (and, through "", its
+            # working directory) at their start, and every later change (set_sys_path).
+            "sys_path": self.sys_path,
         }
         env = dict(
             os.environ,
@@ -226,6 +241,7 @@ class LocalCluster:
             [sys.executable, "-m", "jupyter_futures.worker"],
             stdin=subprocess.PIPE,
             env=env,
+            cwd=os.getcwd(),
             close_fds=True,
             # Not in the kernel's process group: signals meant for the kernel (ipykernel's
             # interrupt and shutdown signal the group) must not reach workers. They still
@@ -236,7 +252,11 @@ class LocalCluster:
         proc.stdin.write(json.dumps(config).encode())  # the key never touches argv or environ
         proc.stdin.close()
         self.procs[wid] = proc
-        self.outboxes[wid] = Outbox(self.ctx, config["address"], self.codec)
+        box = Outbox(self.ctx, config["address"], self.codec)
+        with self.lock:
+            self.outboxes[wid] = box
+            if self.sys_path is not config["sys_path"]:  # it changed while this one started
+                box.send((P.SYS_PATH, self.sys_path))
         try:
             self._pidfds[wid] = os.pidfd_open(proc.pid)
         except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
@@ -384,16 +404,21 @@ class LocalCluster:
         self._workers_gone.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
-        for fd in self._pidfds.values():
-            os.close(fd)
-        self._pidfds.clear()
-        for box in self.outboxes.values():
-            box.close()
-        self.outboxes.clear()
-        self.inbox.close()
-        self.ctx.term()
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        with self.lock:
+            for box in self.outboxes.values():
+                box.close()
+            self.outboxes.clear()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            # It still polls these: closing them under it could make it poll (or us later
+            # write to) a number the kernel has reused for one of its own sockets.
+            log.error("the I/O thread did not stop; leaving its descriptors open")
+        else:
+            self._fds_closed = True
+            for fd in (*self._pidfds.values(), self._wake_r, self._wake_w):
+                os.close(fd)
+            self._pidfds.clear()
+            self.inbox.close()
+            self.ctx.term()
         self.store.close()
         for wid in [*list(self.procs), 0]:
             remove_owner_objects(self.shm_dir, self.id, f"w{wid}")

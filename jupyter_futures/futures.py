@@ -72,6 +72,18 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
             self._blob = blob
             self.set_result(_UNDECODED)
 
+    def _abandon(self, exc: BaseException) -> None:
+        """Fail now, whatever the cluster was doing (it was shut down under this future):
+        waiters wake and callbacks run, as for any error."""
+        with self._condition:
+            if self._state not in (cf._base.PENDING, cf._base.RUNNING):  # type: ignore[attr-defined]
+                return
+        self.outcome = Outcome(status="error", error_type=f"jf:{type(exc).__name__}", text=str(exc))
+        try:
+            self.set_exception(exc)
+        except cf.InvalidStateError:  # resolved meanwhile by the I/O thread's last act
+            pass
+
     # -- results ----------------------------------------------------------------
     def result(self, timeout: float | None = None, *, writable: bool = False) -> T:
         """Wait for the value and return it.
@@ -107,6 +119,9 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
 
     def _wait(self, timeout: float | None) -> None:
         if self.done():
+            return
+        if self._client.closed:  # settled at shutdown; a handle made after it has no cluster
+            self._abandon(errors.ClusterClosedError(f"future {self.id}: its cluster was shut down"))
             return
         with self._client.waiting(), self._condition:
             if not self._condition.wait_for(self.done, timeout):
@@ -167,16 +182,22 @@ async def _await(f: Future[T]) -> T:
 Future.__module__ = "jupyter_futures"
 
 
-def _client_of(fs: Iterable[Future[Any]]) -> BaseClient | None:
+def _client_of(fs: Iterable[cf.Future[Any]]) -> BaseClient | None:
+    """The client whose ``waiting()`` wraps a wait on ``fs``: that of the first of our
+    futures among them (plain ``concurrent.futures`` futures may be mixed in)."""
     for f in fs:
-        return f._client
+        client = getattr(f, "_client", None) if isinstance(f, Future) else None
+        if client is not None:
+            return client
     return None
 
 
 def wait(
-    fs: Iterable[Future[Any]], timeout: float | None = None, return_when: str = ALL_COMPLETED
+    fs: Iterable[cf.Future[Any]], timeout: float | None = None, return_when: str = ALL_COMPLETED
 ) -> cf._base.DoneAndNotDoneFutures:  # type: ignore[name-defined]
-    """Wait for futures, like ``concurrent.futures.wait``; returns ``(done, not_done)``."""
+    """Wait for futures, like ``concurrent.futures.wait``; returns ``(done, not_done)``.
+
+    Any ``concurrent.futures.Future`` may be among them (ours are ones)."""
     fs = list(fs)
     client = _client_of(fs)
     if client is None:
@@ -185,8 +206,11 @@ def wait(
         return cf.wait(fs, timeout, return_when)
 
 
-def as_completed(fs: Iterable[Future[Any]], timeout: float | None = None) -> Iterator[Future[Any]]:
-    """Yield futures as they finish; ``FutureTimeoutError`` if some are not done in time."""
+def as_completed(
+    fs: Iterable[cf.Future[Any]], timeout: float | None = None
+) -> Iterator[cf.Future[Any]]:
+    """Yield futures as they finish (ours and plain ``concurrent.futures`` ones alike);
+    ``FutureTimeoutError`` if some are not done in time."""
     fs = list(fs)
     client = _client_of(fs)
     it = cf.as_completed(fs, timeout)
@@ -204,12 +228,18 @@ def as_completed(fs: Iterable[Future[Any]], timeout: float | None = None) -> Ite
         yield f  # type: ignore[misc]
 
 
-def gather(fs: Iterable[Future[T]], timeout: float | None = None) -> list[T]:
-    """The results of ``fs`` in order; raises the first error met."""
+def gather(fs: Iterable[cf.Future[T]], timeout: float | None = None) -> list[T]:
+    """The results of ``fs`` in order (any ``concurrent.futures.Future`` among them);
+    raises the first error met, ``FutureTimeoutError`` if one is not done in time."""
     fs = list(fs)
     deadline = None if timeout is None else time.monotonic() + timeout
     out = []
     for f in fs:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        out.append(f.result(left))
+        try:
+            out.append(f.result(left))
+        except cf.TimeoutError as exc:
+            if isinstance(exc, errors.FutureTimeoutError):
+                raise
+            raise errors.FutureTimeoutError(f"{f!r} not done after {timeout} s") from None
     return out

@@ -12,6 +12,7 @@ cluster key cannot make us unpickle anything.
        CREATE_ACTOR TaskMsg / ACTOR_CALL TaskMsg ──────►   actor thread
        CANCEL tid / KILL_ACTOR aid / FREE [names]  ────►
        RESOLVED [(tid, Outcome)]       ───────────────►    wakes futures held by tasks
+       SYS_PATH [entries]              ───────────────►    the kernel's sys.path changed
        ◄──────────────── HELLO wid, pid, capacity
        ◄──────────────── DONE [(tid, attempt, Outcome)]    batched when tasks are short
        ◄──────────────── HEARTBEAT wid, stats
@@ -48,6 +49,7 @@ RESOLVED = 16
 SHUTDOWN = 17
 PUT = 18
 MISSING = 19
+SYS_PATH = 20
 
 KIND_NAMES = {v: k for k, v in globals().items() if isinstance(v, int) and k.isupper()}
 

@@ -117,7 +117,33 @@ class SchedulerState:
         self._runs.clear()
         self._resolves.clear()
         self._wake_workers.clear()
+        self._attach_functions(out)
         return out
+
+    def _attach_functions(self, out: list[Instr]) -> None:
+        """Give each task message its function's pickle if its worker has not had it yet.
+
+        Decided here, over the final instructions in the order they will be sent, and never
+        when a task is placed: a task placed earlier may be sent later (held for a batch),
+        or never (cancelled, its worker died), so what a worker holds is exactly what was
+        sent to it, and the shell sends these in this order on one ordered pipe."""
+        for ins in out:
+            if ins[0] != "send":
+                continue
+            kind, body = ins[2][0], ins[2][1]
+            if kind == P.RUN:
+                msgs: list[TaskMsg] = body
+            elif kind in (P.CREATE_ACTOR, P.ACTOR_CALL):
+                msgs = [body]
+            else:
+                continue
+            w = self.workers.get(ins[1])
+            if w is None:
+                continue
+            for msg in msgs:
+                if msg.fn_hash and msg.fn_hash not in w.functions:
+                    msg.fn_bytes = self.tasks[msg.tid].spec.fn_bytes
+                    w.functions.add(msg.fn_hash)
 
     def _set(self, t: TaskState, state: str) -> None:
         self.counts[PUBLIC_STATE[t.state]] -= 1
@@ -377,10 +403,6 @@ class SchedulerState:
 
     def _task_msg(self, t: TaskState, w: WorkerState) -> TaskMsg:
         spec = t.spec
-        fn_bytes = None
-        if spec.fn_hash and spec.fn_hash not in w.functions:
-            fn_bytes = spec.fn_bytes
-            w.functions.add(spec.fn_hash)
         inputs = {}
         for d in spec.deps:
             o = self.tasks[d].outcome
@@ -391,7 +413,7 @@ class SchedulerState:
             attempt=t.attempt,
             kind=spec.kind,
             fn_hash=spec.fn_hash,
-            fn_bytes=fn_bytes,
+            fn_bytes=None,  # attached when it is sent (_attach_functions)
             args=spec.args,
             inputs=inputs,
             actor=spec.actor,
@@ -732,7 +754,8 @@ class SchedulerState:
                         t,
                         framework_error(
                             "WorkerDiedException",
-                            f"{why}; this task was running on a worker that died {t.deaths} times",
+                            f"{why}; the workers running this task died {t.deaths} times "
+                            f"(a task is resubmitted at most {self.max_worker_deaths} times)",
                             exitcode,
                         ),
                     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import json
 import logging
 import os
@@ -29,7 +30,6 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import psutil
 import zmq
 
@@ -63,7 +63,9 @@ class Worker:
         self.inbox = Inbox(self.ctx, config["address"], self.codec)
         self.outbox = Outbox(self.ctx, config["scheduler"], self.codec)
         self.store = ObjectStore(self.cluster, f"w{self.wid}", self.shm_dir, config["store_capacity"])
-        self.functions: dict[bytes, Any] = {}
+        self.functions: dict[bytes, Any] = {}  # loaded, by the hash of their pickle
+        self._function_bytes: dict[bytes, bytes] = {}  # received, loaded on first use
+        self._functions_lock = threading.Lock()
         self.actors: dict[int, ActorHost] = {}
         self.runners = Runners(self, config["slots"])
         self.output = TaskOutput(self._send_output, self.runners.current_task)
@@ -142,6 +144,13 @@ class Worker:
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
+        if kind in (P.RUN, P.CREATE_ACTOR, P.ACTOR_CALL):
+            # Functions are kept as they arrive, in the scheduler's order, whatever becomes
+            # of the task that carried them (cancelled before it ran, say): the scheduler
+            # sends each function once and counts it as held from then on.
+            for task in msg[1] if kind == P.RUN else [msg[1]]:
+                if task.fn_bytes is not None:
+                    self._function_bytes.setdefault(task.fn_hash, task.fn_bytes)
         if kind == P.RUN:
             self.runners.submit(msg[1])
         elif kind == P.ACTOR_CALL:
@@ -164,16 +173,22 @@ class Worker:
             host = self.actors.pop(msg[1], None)
             if host is not None:
                 host.kill()
+        elif kind == P.SYS_PATH:
+            use_sys_path(msg[1])
         elif kind == P.SHUTDOWN:
             self.exit(0)
 
     # -- what tasks need -----------------------------------------------------------
-    def function(self, fn_hash: bytes, fn_bytes: bytes | None) -> Any:
+    def function(self, fn_hash: bytes) -> Any:
+        """The function named by ``fn_hash``, unpickled on first use (a failure, such as a
+        module this worker cannot import, is the task's error; a later task tries again)."""
         fn = self.functions.get(fn_hash)
         if fn is None:
-            if fn_bytes is None:
-                raise RuntimeError("the scheduler sent a task for a function this worker never received")
-            fn = self.functions[fn_hash] = cloudpickle.loads(fn_bytes)
+            with self._functions_lock:
+                fn = self.functions.get(fn_hash)
+                if fn is None:
+                    fn = self.functions[fn_hash] = unpack(self._function_bytes[fn_hash])
+                    del self._function_bytes[fn_hash]
         return fn
 
     def input_value(self, inputs: dict[int, Outcome], tid: int) -> Any:
@@ -276,6 +291,14 @@ class Worker:
         }
 
 
+def use_sys_path(entries: list[str]) -> None:
+    """Import from where the kernel imports: its entries first, in its order, then this
+    interpreter's own that it lacks."""
+    own = [p for p in sys.path if p not in entries]
+    sys.path[:] = [*entries, *own]
+    importlib.invalidate_caches()
+
+
 def parent_alive(parent: int) -> bool:
     return os.getppid() == parent
 
@@ -294,6 +317,7 @@ def main() -> None:
     sys.stdin.close()
     _die_with_parent(config["parent"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
+    use_sys_path(config["sys_path"])
     worker = Worker(config)
     # Ignored once exiting, so the signal cannot cut short the cleanup it asked for.
     signal.signal(signal.SIGTERM, lambda *_: None if worker.is_exiting else worker.exit(0, kernel_dying=True))

@@ -81,7 +81,7 @@ class ActorHost:
     def _invoke(self, msg: TaskMsg) -> Any:
         args, kwargs = unpack_args(msg.args, lambda d: self.worker.input_value(msg.inputs, d))
         if msg.kind == "actor":
-            cls = self.worker.function(msg.fn_hash, msg.fn_bytes)
+            cls = self.worker.function(msg.fn_hash)
             self.instance = cls(*args, **kwargs)
             return ActorHandle(self.aid, cls.__name__, public_methods(cls))
         return self._method(msg.method)(*args, **kwargs)

@@ -145,7 +145,7 @@ class Runners:
         self.threads_of[msg.tid] = threading.get_ident()
         start = time.perf_counter()
         try:
-            fn = self.worker.function(msg.fn_hash, msg.fn_bytes)
+            fn = self.worker.function(msg.fn_hash)
             args, kwargs = unpack_args(msg.args, lambda d: self.worker.input_value(msg.inputs, d))
             value = fn(*args, **kwargs)
             self.threads_of.pop(msg.tid, None)

@@ -18,10 +18,6 @@ from jupyter_futures.client_base import current_client_or_none
 
 SHM = Path("/dev/shm")
 
-# Workers import test modules by name when they unpickle functions defined in them.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")) if p
-)
 
 
 def _ours() -> tuple[set[str], set[str]]:

@@ -5,6 +5,7 @@ a killed kernel, and what shutdown leaves (nothing)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -48,12 +49,25 @@ def test_sigkill_mid_task_resubmits(client: jf.Client, beacon: Beacon) -> None:
     assert all(w["alive"] for w in jf.status()["workers"])
 
 
-def test_task_that_kills_its_worker_fails_in_the_end(client: jf.Client) -> None:
-    f = jf.submit(os._exit, 3)
+def note_run_then_exit(path: str, code: int) -> None:
+    with open(path, "a") as f:
+        f.write("run\n")
+    os._exit(code)
+
+
+def test_task_that_kills_its_worker_fails_in_the_end(client: jf.Client, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    f = jf.submit(note_run_then_exit, str(runs), 3)
     with pytest.raises(jf.WorkerDiedException) as info:
         f.result(60)
     assert info.value.exitcode == 3
     assert "exited with code 3" in str(info.value)
+    # What the README promises, the error says and the engine does are one number.
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    promised = int(re.search(r"resubmitted, up to (\d+) times", readme)[1])  # type: ignore[index]
+    assert len(runs.read_text().splitlines()) == promised + 1
+    assert f"died {promised + 1} times" in str(info.value)
+    assert f"resubmitted at most {promised} times" in str(info.value)
 
 
 def make_block(seed: int) -> np.ndarray:

@@ -150,3 +150,21 @@ def test_cancel_done_future_is_false(shared_client: jf.Client) -> None:
     f = jf.submit(abs, -1)
     f.result(30)
     assert not f.cancel()
+
+
+def test_wait_as_completed_and_gather_take_plain_futures_too(shared_client: jf.Client) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        local = pool.submit(slow, 0.2, "local")
+        remote = jf.submit(slow, 0.1, "remote")
+        done, not_done = jf.wait([local, remote], timeout=30)
+        assert done == {local, remote} and not not_done
+        assert {f.result() for f in jf.as_completed([pool.submit(slow, 0.05, 1), jf.submit(pow, 2, 1)])} == {1, 2}
+        assert jf.gather([pool.submit(slow, 0.05, "a"), jf.submit(slow, 0.05, "b")], timeout=30) == ["a", "b"]
+        only_plain = pool.submit(slow, 5.0)
+        with pytest.raises(jf.FutureTimeoutError):
+            jf.gather([only_plain], timeout=0.05)
+        with pytest.raises(jf.FutureTimeoutError):
+            list(jf.as_completed([only_plain], timeout=0.05))
+        only_plain.cancel()

@@ -197,16 +197,16 @@ def square(x: int) -> int:
 
 def test_function_cache_pickles_each_function_once():
     cache = FunctionCache()
-    digest, data = cache.get(square)
-    again, data_again = cache.get(square)
-    assert digest == again and len(digest) == 16
-    assert data_again is data  # served from the cache, not pickled again
+    shipped = cache.get(square)
+    again = cache.get(square)
+    assert shipped.fn_hash == again.fn_hash and len(shipped.fn_hash) == 16
+    assert again is shipped  # served from the cache, not pickled again
 
 
 def test_function_cache_tells_functions_apart():
     cache = FunctionCache()
-    assert cache.get(square)[0] != cache.get(lambda x: x + 1)[0]
-    assert cache.get(square)[0] == FunctionCache().get(square)[0]
+    assert cache.get(square).fn_hash != cache.get(lambda x: x + 1).fn_hash
+    assert cache.get(square).fn_hash == FunctionCache().get(square).fn_hash
 
 
 def test_function_that_does_not_pickle_raises_serialization_error():
