@@ -84,11 +84,11 @@ def test_dag_with_fan_in_over_several_functions(n_workers: int, width: int, laye
 def test_thousands_of_tasks_in_a_dag() -> None:
     with cluster(2) as c:
         leaves = [c.submit(make, i % 7, 4) for i in range(2000)]
-        pairs = [c.submit(combine, leaves[i], leaves[i + 1], leaves[(i + 5) % 2000]) for i in range(0, 2000, 2)]
+        pairs = [
+            c.submit(combine, leaves[i], leaves[i + 1], leaves[(i + 5) % 2000]) for i in range(0, 2000, 2)
+        ]
         result = c.submit(total, *pairs).result(120)
-        assert result == sum(
-            (i % 7) + ((i + 1) % 7) + (((i + 5) % 2000) % 7) for i in range(0, 2000, 2)
-        )
+        assert result == sum((i % 7) + ((i + 1) % 7) + (((i + 5) % 2000) % 7) for i in range(0, 2000, 2))
 
 
 def test_dag_survives_workers_killed_in_the_middle() -> None:

@@ -160,7 +160,8 @@ def test_wait_as_completed_and_gather_take_plain_futures_too(shared_client: jf.C
         remote = jf.submit(slow, 0.1, "remote")
         done, not_done = jf.wait([local, remote], timeout=30)
         assert done == {local, remote} and not not_done
-        assert {f.result() for f in jf.as_completed([pool.submit(slow, 0.05, 1), jf.submit(pow, 2, 1)])} == {1, 2}
+        mixed = [pool.submit(slow, 0.05, 1), jf.submit(pow, 2, 1)]
+        assert {f.result() for f in jf.as_completed(mixed)} == {1, 2}
         assert jf.gather([pool.submit(slow, 0.05, "a"), jf.submit(slow, 0.05, "b")], timeout=30) == ["a", "b"]
         only_plain = pool.submit(slow, 5.0)
         with pytest.raises(jf.FutureTimeoutError):

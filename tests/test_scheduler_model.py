@@ -104,8 +104,13 @@ class SchedulerModel(RuleBasedStateMachine):
         tid = self.next_tid
         self.next_tid += 2
         spec = TaskSpec(
-            tid=tid, kind="actor", fn_hash=b"cls", fn_bytes=b"code:cls", actor=tid + 1,
-            allow_reconstruction=False, name="A",
+            tid=tid,
+            kind="actor",
+            fn_hash=b"cls",
+            fn_bytes=b"code:cls",
+            actor=tid + 1,
+            allow_reconstruction=False,
+            name="A",
         )
         self.actors.append(tid + 1)
         self._execute(self.s.submit(spec, DRIVER, self._tick()))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
-from test_kernel import Kernel, kernel  # noqa: F401  # the fixture
+from test_kernel import SETUP, Kernel, start, stop
 
 import jupyter_futures as jf
 
@@ -42,6 +43,16 @@ def test_futures_open_at_shutdown_fail_with_cluster_closed() -> None:
     assert isinstance(called[0], jf.ClusterClosedError)  # callbacks ran
 
 
+@pytest.fixture
+def kernel() -> Iterator[Kernel]:
+    k = start()
+    try:
+        k.run(SETUP)
+        yield k
+    finally:
+        stop(k)
+
+
 def test_interrupting_a_wait_after_shutdown_leaves_the_kernel_working(kernel: Kernel) -> None:
     kernel.run("f = jf.submit(time.sleep, 100)\njf.shutdown()")
     printed = kernel.run(
@@ -54,7 +65,9 @@ def test_interrupting_a_wait_after_shutdown_leaves_the_kernel_working(kernel: Ke
     assert printed.split() == ["ClusterClosedError", "failed"]
     # An interrupt while waiting on something else, after shutdown: a plain
     # KeyboardInterrupt, and the kernel goes on (its sockets untouched by us).
-    msg_id = kernel.execute("import concurrent.futures as cf\nprint('waiting', flush=True)\njf.wait([cf.Future()])")
+    msg_id = kernel.execute(
+        "import concurrent.futures as cf\nprint('waiting', flush=True)\njf.wait([cf.Future()])"
+    )
     kernel.wait_for(lambda: "waiting" in "".join(kernel.stream_text(msg_id)))
     kernel.km.interrupt_kernel()
     reply = kernel.reply(msg_id, timeout=30)

@@ -64,7 +64,9 @@ def where_am_i() -> str:
     return os.getcwd()
 
 
-def test_a_folder_added_to_sys_path_after_start_reaches_the_workers(client: jf.Client, user_dir: Path) -> None:
+def test_a_folder_added_to_sys_path_after_start_reaches_the_workers(
+    client: jf.Client, user_dir: Path
+) -> None:
     assert jf.submit(pow, 2, 3).result(10) == 8  # workers are up, with the old sys.path
     write_module(user_dir, "later_mod", MODEL)
     sys.path.insert(0, str(user_dir))
@@ -111,7 +113,9 @@ def test_a_kernel_started_elsewhere_runs_a_package_next_to_its_notebook(tmp_path
     assert printed.splitlines() == ["[0, 2, 4]", str(notebook_dir)]
 
 
-def test_a_bound_method_of_a_big_object_is_stored_once_and_not_kept(client: jf.Client, user_dir: Path) -> None:
+def test_a_bound_method_of_a_big_object_is_stored_once_and_not_kept(
+    client: jf.Client, user_dir: Path
+) -> None:
     write_module(user_dir, "models", MODEL)
     sys.path.insert(0, str(user_dir))
     import models  # type: ignore[import-not-found]
@@ -133,9 +137,7 @@ def test_a_bound_method_of_a_big_object_is_stored_once_and_not_kept(client: jf.C
     del model, results
     gc.collect()
     assert gone() is None
-    assert len(client.functions) == 0 or all(
-        e[1].stored is None for e in client.functions._entries.values()
-    )
+    assert len(client.functions) == 0 or all(e[1].stored is None for e in client.functions._entries.values())
     jf.submit(pow, 1, 1).result(10)  # an event: pending releases are carried out
     assert jf.status()["objects"]["count"] < stored
 
