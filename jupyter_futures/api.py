@@ -51,6 +51,11 @@ def init(n_workers: int | None = None, **options: Any) -> BaseClient:
         from .kernel_output import attach
 
         attach(client)
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    if shell is not None:  # our errors for the user's mistakes end at the user's line
+        from .tracebacks import install
+
+        install(shell)
     return client
 
 

@@ -12,11 +12,17 @@ of an ``if``, in a loop body, in a ``try``) may still be read from the kernel la
 is shipped when the kernel has it. Function, lambda, class and comprehension bodies run
 later or in a scope of their own: every global they read counts as read where they are
 defined, which can ship a variable that turns out not to be needed but never misses one.
+
+A cell that does not compile as Python may use what only the kernel can run: IPython's
+transformer turns ``%magic``, ``!cmd`` and ``x?`` into ``get_ipython()`` calls, which
+:func:`kernel_only` finds and names, as it names a ``return`` or ``yield`` outside a
+function.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
@@ -49,6 +55,65 @@ def analyse(source: str) -> CellNames:
         imports=frozenset(imported),
         ends_with_expression=bool(tree.body) and isinstance(tree.body[-1], ast.Expr),
     )
+
+
+# -- what only the kernel can run ---------------------------------------------------------
+
+_OUTSIDE = {
+    "'return' outside function": "`return` outside a function: the value of a %%remote cell is "
+    "its last expression (bind it with %%remote NAME)",
+    "'yield' outside function": "`yield` outside a function: define a generator function in the "
+    "cell and call it",
+}
+
+
+def kernel_only(source: str, transform: Callable[[str], str], error: SyntaxError) -> str | None:
+    """Why a ``%%remote`` cell body that raised ``error`` cannot run on a worker, said for
+    a user (None: an ordinary syntax error). ``transform`` is IPython's cell transformer.
+    Lines are counted as in the cell, whose first line is ``%%remote``."""
+    for message, why in _OUTSIDE.items():
+        if error.msg.startswith(message):
+            return f"line {error.lineno or 1}: {why}"
+    try:
+        tree = ast.parse(transform(source))
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        found = _ipython_call(node)
+        if found is None:
+            continue
+        method, args = found
+        line = node.lineno + 1  # type: ignore[attr-defined]
+        first = args[0] if args else ""
+        if method in ("system", "getoutput"):
+            return (
+                f"line {line}: `!{first}` is a shell command, which IPython runs in the kernel; "
+                f"in a %%remote cell, run it with subprocess.run({first!r}, shell=True)"
+            )
+        if method == "run_line_magic" and first.startswith("pinfo"):
+            return f"line {line}: `{args[1]}?` asks IPython for help, which works in local cells only"
+        if method == "run_line_magic":
+            return (
+                f"line {line}: `%{first}` is an IPython magic; magics run in the kernel, "
+                "not in a %%remote cell (run it in a local cell)"
+            )
+        if method == "run_cell_magic":
+            return f"line {line}: `%%{first}` is a cell magic; a cell has one, on its first line"
+        return f"line {line}: `{method}` needs IPython, which runs in the kernel, not in a %%remote cell"
+    return None
+
+
+def _ipython_call(node: ast.AST) -> tuple[str, list[str]] | None:
+    """``get_ipython().method('a', 'b')`` -> ``("method", ["a", "b"])``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    owner = node.func.value
+    if not (isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name)):
+        return None
+    if owner.func.id != "get_ipython":
+        return None
+    args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return node.func.attr, args
 
 
 # -- nested scopes: flow-insensitive ------------------------------------------------------

@@ -203,5 +203,11 @@ class Client(BaseClient):
         state = "closed" if self.closed else f"{self.n_workers} workers"
         return f"<jupyter_futures.Client {self.cluster_id} {state}>"
 
+    def _repr_html_(self) -> str:
+        """A card for notebooks: workers, memory, store, futures (``widgets/client_card.py``)."""
+        from .widgets.client_card import card
+
+        return card(self)
+
 
 Client.__module__ = "jupyter_futures"

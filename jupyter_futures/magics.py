@@ -11,8 +11,14 @@
             NAME = submit(take, work, LAST, locality=work)     the cell's last expression
             x    = submit(take, work, "x", locality=work)      a Future where x lives
          ▼
-    non-blocking: a live future widget     --block: wait, then show the value (a progress
-                                           bar after 2 s; the interrupt button cancels)
+    non-blocking: a live future widget     --block: wait, then show the value (after 2 s,
+                                           one bar for the cell, its state and time; the
+                                           interrupt button cancels the cell's work)
+
+The cell is named after the execution count the front end shows for it (``In[n]``), in
+its futures and in the frames of its tracebacks. What cannot run on a worker (magics,
+``!cmd``, ``return`` outside a function) is refused with a ``UsageError`` that names it;
+top-level ``await`` runs the cell as a coroutine on the worker.
 
 ``--actor A`` runs the cell with ``call_actor(A, "__jf_run__", run_in_actor, ...)`` in a
 namespace A keeps between cells (a namespace actor is created when A is not an actor
@@ -25,8 +31,11 @@ live widgets; it starts nothing: the cluster starts with ``%futures start`` or t
 
 from __future__ import annotations
 
+import ast
+import concurrent.futures as cf
 import keyword
 import re
+import time
 from argparse import ArgumentTypeError
 from typing import Any
 
@@ -39,16 +48,18 @@ from IPython.display import display
 from . import cluster_view
 from .actors import ActorHandle
 from .api import init
-from .cell_analysis import CellNames, analyse
+from .cell_analysis import CellNames, analyse, kernel_only
 from .client import Client
 from .client_base import LocalityRequirement, current_client_or_none
-from .errors import FutureTimeoutError, RemoteException, SerializationError, UnsatisfiableRequirementError
+from .errors import FutureTimeoutError, RemoteException, SerializationError
 from .futures import Future
 from .kernel_output import attach
 from .remote_cell import LAST, CellCode, Namespace, run_cell, run_in_actor, take
-from .tracebacks import remember_cell_code
+from .tracebacks import install, remember_cell_code, uninstall
+from .widgets.html import nbytes
 
 PROGRESS_AFTER = 2.0  # seconds a --block cell waits before it shows a progress bar
+CANCEL_SHOWN = 0.3  # seconds an interrupted cell waits to show its work as cancelled
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?)?b?\s*", re.IGNORECASE)
 _SCALE = {
@@ -173,10 +184,17 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     def remote(self, line: str, cell: str) -> Any:
         """Run this cell on a worker.
 
-        The kernel variables the cell reads are sent along (futures as dependencies,
-        resolved on the worker). Names the cell assigns become futures in the kernel; its
-        last expression is the result of the cell's future, bound to NAME when given.
-        Names starting with ``_`` stay private to the cell.
+        The kernel variables the cell reads are sent along. A variable that holds a Future
+        is a dependency: the cell waits for it and receives its value, so inside the cell
+        ``total`` is what ``total.result()`` gives in the kernel (write ``total``, not
+        ``total.result()``). Names the cell assigns become futures in the kernel; its last
+        expression is the result of the cell's future, bound to NAME when given. Names
+        starting with ``_`` stay private to the cell.
+
+        The cell is plain Python run on a worker: top-level ``await`` works, while IPython
+        magics, ``!cmd`` and ``x?`` need the kernel (use a local cell, or ``subprocess`` for
+        a command). With ``--block`` the cell waits and shows its value as a local cell
+        would; interrupting the kernel cancels the cell's work.
         """
         args = parse_argstring(self.remote, line)
         if args.name:
@@ -193,11 +211,14 @@ class FuturesMagics(Magics):  # type: ignore[misc]
                 if given:
                     raise UsageError(f"{flag} cannot be combined with --actor: the cell runs in the actor")
         _requirements(args)  # checked before anything is started
-        number = self.shell.execution_count
+        number = _cell_number(self.shell)
         filename = self.shell.compile.cache(f"%%remote {line}\n{cell}", number)
         try:
-            code = compile("\n" + cell, filename, "exec", dont_inherit=True)
-        except SyntaxError:
+            code = compile("\n" + cell, filename, "exec", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
+        except SyntaxError as exc:
+            refused = kernel_only(cell, self.shell.input_transformer_manager.transform_cell, exc)
+            if refused is not None:
+                raise UsageError(refused) from None
             self.shell.showsyntaxerror(filename)
             return None
         remember_cell_code(code)
@@ -206,20 +227,21 @@ class FuturesMagics(Magics):  # type: ignore[misc]
             raise UsageError("%%remote runs in the kernel")
         attach(client)
         names = analyse(cell)
+        label = args.name or f"%%remote In[{number}]"
         try:
             work, result, bound = self._submit(client, args, names, cell, filename, number)
-        except UnsatisfiableRequirementError as exc:
-            raise UsageError(str(exc)) from None
         except SerializationError as exc:  # name the variable, not "argument 1"
             raise UsageError(self._unsendable(names.reads) or str(exc)) from None
+        except ValueError as exc:  # an option the cluster refuses (UnsatisfiableRequirementError)
+            raise UsageError(str(exc)) from None
         self.shell.user_ns.update(bound)
         if args.name:
             self.shell.user_ns[args.name] = result
         if args.block:
-            value = self._wait(result, work, [result, *bound.values()])
+            value = self._wait(result, work, list(bound.values()), label)
             quiet = not names.ends_with_expression or cell.rstrip().endswith(";")
             return None if quiet else value
-        _show_future(result, work=work, label=args.name or f"%%remote In[{number}]")
+        _show_future(result, work=work, label=label)
         return None
 
     def _submit(
@@ -227,21 +249,23 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     ) -> tuple[Future[Any], Future[Any], dict[str, Future[Any]]]:
         """Submit the cell, then the tasks that take its result and its names out."""
         assigns = tuple(n for n in names.assigns if not n.startswith("_"))
-        cell = CellCode(source, filename, 2, assigns, args.retries)
         requirements = _requirements(args)
         if args.actor:
             actor = self._actor(client, args.actor, requirements)
             known = self.actor_names.setdefault(actor.id, set())
             variables = self._variables(names.reads - known)
+            cell = _cell_code(source, filename, assigns, args.retries, variables)
             work = client.call_actor(actor, "__jf_run__", run_in_actor, cell, variables)
             known.update(names.assigns, names.imports, ("self",))
             rebuild = False
         else:
             rebuild = not args.no_reconstruct
+            variables = self._variables(names.reads)
+            cell = _cell_code(source, filename, assigns, args.retries, variables)
             work = client.submit(
                 run_cell,
                 cell,
-                self._variables(names.reads),
+                variables,
                 locality=self._locality(client, args.on) if args.on else None,
                 allow_reconstruction=rebuild,
                 name=f"%%remote In[{number}]",
@@ -308,24 +332,64 @@ class FuturesMagics(Magics):  # type: ignore[misc]
             return target
         raise UsageError(f"--on {name}: expected a future or an actor handle, got a {type(target).__name__}")
 
-    def _wait(self, result: Future[Any], work: Future[Any], futures: list[Future[Any]]) -> Any:
+    def _wait(self, result: Future[Any], work: Future[Any], names: list[Future[Any]], label: str) -> Any:
         """Wait like a local cell; the interrupt button cancels the cell's work."""
+        started = time.monotonic()
+        bar: Any = None
+        interrupted = False
         try:
-            try:
-                return result.result(PROGRESS_AFTER)
-            except FutureTimeoutError:
-                if _widgets_available():
-                    from .notebook import progress
+            if not _wait_quietly(result, PROGRESS_AFTER) and _widgets_available():
+                from .widgets.progress import CellProgress
 
-                    display(progress([work, *futures], label="%%remote"))
-                return result.result()
+                bar = CellProgress(result, work, label, started)
+                display(bar)
+            return result.result()
         except KeyboardInterrupt:
-            for f in (work, *futures):
-                f.cancel()
-            raise
+            interrupted = True
         except RemoteException as exc:
             exc._jf_hide_caller = True  # type: ignore[attr-defined]  # the cell's frames say it all
             raise
+        finally:
+            if bar is not None and not interrupted:
+                bar.settle()  # in the cell's output before it ends: nbconvert keeps no later update
+        # Outside the handler, so the interrupt reads as the user's own, not as a chain of
+        # ours. Dependents first: cancelling the cell's run first would fail them instead.
+        for f in (*names, result, work):
+            f.cancel()
+        if bar is not None:
+            _wait_quietly(result, CANCEL_SHOWN)
+            bar.settle()
+        raise KeyboardInterrupt(f"{label}: the cell's remote work was cancelled")
+
+
+TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def _cell_number(shell: Any) -> int:
+    """The execution count the front end shows for the running cell.
+
+    IPython 9 counts the cell before running it (IPython 8 after), so
+    ``shell.execution_count`` is already the next cell's number there; the running cell's
+    own result object carries its number in both."""
+    running = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    number = getattr(running, "execution_count", None)
+    return number if isinstance(number, int) else int(shell.execution_count)
+
+
+def _cell_code(
+    source: str, filename: str, assigns: tuple[str, ...], retries: int, variables: dict[str, Any]
+) -> CellCode:
+    futures = tuple(n for n, v in variables.items() if isinstance(v, Future))
+    return CellCode(source, filename, 2, assigns, retries, futures)
+
+
+def _wait_quietly(f: Future[Any], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``f``; True when it is done."""
+    try:
+        f.exception(timeout)
+    except (FutureTimeoutError, cf.CancelledError):
+        return f.done()
+    return True
 
 
 def _requirements(args: Any) -> dict[str, Any]:
@@ -334,6 +398,13 @@ def _requirements(args: Any) -> dict[str, Any]:
     for key, value in given.items():
         if isinstance(value, (int, float)) and value < 0:
             raise UsageError(f"--{key.removeprefix('min_')} must be 0 or more")
+    for reserved in ("cpu", "gpu", "ram"):
+        if reserved in (args.resources or {}):
+            amount = f"{args.resources[reserved]:g}"
+            raise UsageError(
+                f"--resources {reserved}={amount}: {reserved} has an option of its own, "
+                f"use --{reserved} {amount}"
+            )
     return {k: v for k, v in given.items() if v}
 
 
@@ -344,15 +415,15 @@ def status_text(client: Client) -> str:
     for w in st["workers"]:
         lines.append(
             f"  worker {w['id']} (pid {w['pid']}): {w['cpu_percent']:.0f}% CPU, "
-            f"{w['rss'] / 1e6:.0f} MB RSS, "
-            f"store {w['store_used'] / 1e6:.1f} / {w['store_capacity'] / 1e6:.0f} MB, "
+            f"{nbytes(w['rss'])} RSS, "
+            f"store {nbytes(w['store_used'])} / {nbytes(w['store_capacity'])}, "
             f"{len(w['running'])} running, {len(w['actors'])} actors"
         )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(st["futures"].items())) or "none"
     lines.append(f"  futures: {counts}")
     lines.append(f"  actors: {len(st['actors'])}")
     o = st["objects"]
-    lines.append(f"  objects: {o['count']} ({o['bytes'] / 1e6:.1f} MB, {o['spilled'] / 1e6:.1f} MB spilled)")
+    lines.append(f"  objects: {o['count']} ({nbytes(o['bytes'])}, {nbytes(o['spilled'])} spilled)")
     return "\n".join(lines)
 
 
@@ -390,6 +461,7 @@ def load_ipython_extension(shell: Any) -> None:
 
     shell.register_magics(FuturesMagics)
     register_comm_target(shell)
+    install(shell)  # errors raised for the user's mistakes end at the user's own line
     if _widgets_available():
         formatter = shell.display_formatter.ipython_display_formatter
         formatter.for_type(Future, _show_future)
@@ -404,6 +476,7 @@ def unload_ipython_extension(shell: Any) -> None:
     from .labcomm import unregister_comm_target
 
     unregister_comm_target(shell)
+    uninstall(shell)
     magics = shell.magics_manager
     magics.magics["line"].pop("futures", None)
     magics.magics["cell"].pop("remote", None)

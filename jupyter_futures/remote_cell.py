@@ -13,17 +13,22 @@
                code in a namespace that A keeps from one cell to the next.
 
 Futures among the variables are the kernel's dependencies: the worker receives their
-values. A cell that raises still produces its output (with the names it assigned before
-the error); ``take(output, LAST)`` raises the error again, with the cell's own traceback,
-so the cell's future fails the way the cell did. This module is imported on workers: it
-needs neither IPython nor ipywidgets.
+values (an ``AttributeError`` for a Future's method on such a value says so). A cell with
+top-level ``await`` runs as a coroutine, in an event loop of its own. A cell that raises
+still produces its output (with the names it assigned before the error);
+``take(output, LAST)`` raises the error again, with the cell's own traceback, so the
+cell's future fails the way the cell did. This module is imported on workers: it needs
+neither IPython nor ipywidgets.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
+import inspect
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +49,7 @@ class CellCode:
     first_line: int  # line of the cell where ``source`` starts (2 under a ``%%remote`` line)
     names: tuple[str, ...]  # names to hand back to the kernel
     retries: int = 0  # run the cell again this many times if it raises
+    futures: tuple[str, ...] = ()  # variables that are Futures in the kernel (values here)
 
 
 @dataclass
@@ -73,7 +79,7 @@ def run_cell(cell: CellCode, variables: dict[str, Any]) -> CellOutput:
     for attempt in range(cell.retries + 1):
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         namespace.update(variables)
-        output = _execute(cell, namespace)
+        output = _execute(cell, namespace, variables)
         if output.error is None or attempt == cell.retries:
             return output
     raise AssertionError("unreachable")
@@ -89,7 +95,7 @@ def run_in_actor(
     namespace.setdefault("__builtins__", builtins)
     namespace["self"] = instance
     namespace.update(variables)
-    return _execute(cell, namespace)
+    return _execute(cell, namespace, variables)
 
 
 def take(output: CellOutput, key: str) -> Any:
@@ -110,7 +116,10 @@ def take(output: CellOutput, key: str) -> Any:
     raise NameError(f"the cell did not assign {key} (the code that does was not run)")
 
 
-def _execute(cell: CellCode, namespace: dict[str, Any]) -> CellOutput:
+_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+def _execute(cell: CellCode, namespace: dict[str, Any], variables: dict[str, Any]) -> CellOutput:
     tree = ast.parse(cell.source, cell.filename)
     ast.increment_lineno(tree, cell.first_line - 1)
     last: ast.Expression | None = None
@@ -121,11 +130,17 @@ def _execute(cell: CellCode, namespace: dict[str, Any]) -> CellOutput:
         namespace["display"] = _display
     output = CellOutput()
     try:
-        exec(compile(tree, cell.filename, "exec"), namespace)
-        if last is not None:
-            output.value = eval(compile(last, cell.filename, "eval"), namespace)
+        body = compile(tree, cell.filename, "exec", flags=_AWAIT)
+        tail = compile(last, cell.filename, "eval", flags=_AWAIT) if last is not None else None
+        if _awaits(body) or (tail is not None and _awaits(tail)):
+            output.value = asyncio.run(_run_async(body, tail, namespace))
+        else:
+            exec(body, namespace)
+            if tail is not None:
+                output.value = eval(tail, namespace)
     except Exception as exc:  # a cancel (a BaseException) goes through
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        _explain_future_value(exc, cell, variables)
+        tb = _from_cell(exc.__traceback__, cell.filename)
         output.error_text = "".join(traceback.format_exception(type(exc), exc, tb))
         error = _picklable_error(exc.with_traceback(None), output.error_text)
         error._jf_cell_traceback = output.error_text  # type: ignore[attr-defined]  # see tracebacks.py
@@ -146,6 +161,49 @@ def _execute(cell: CellCode, namespace: dict[str, Any]) -> CellOutput:
         output.error = SerializationError(f"the cell's result cannot be sent back: {problem}")
         output.value = None
     return output
+
+
+def _awaits(code: types.CodeType) -> bool:
+    return bool(code.co_flags & inspect.CO_COROUTINE)
+
+
+async def _run_async(body: types.CodeType, tail: types.CodeType | None, namespace: dict[str, Any]) -> Any:
+    """The cell as a coroutine: code compiled with top-level await evaluates to one."""
+    run = eval(body, namespace)
+    if _awaits(body):
+        await run
+    if tail is None:
+        return None
+    value = eval(tail, namespace)
+    return await value if _awaits(tail) else value
+
+
+def _from_cell(tb: types.TracebackType | None, filename: str) -> types.TracebackType | None:
+    """The traceback from the cell's own frame on (this module and asyncio left out)."""
+    first = tb.tb_next if tb is not None else None
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    return tb if tb is not None else first
+
+
+# What a kernel-side Future offers that its value (most likely) does not.
+_FUTURE_API = frozenset(
+    ("result", "exception", "done", "cancel", "cancelled", "running", "add_done_callback", "state")
+)
+
+
+def _explain_future_value(exc: Exception, cell: CellCode, variables: dict[str, Any]) -> None:
+    """``total.result()`` on the value of a kernel Future: say why ``total`` is no Future here."""
+    if not isinstance(exc, AttributeError) or exc.name not in _FUTURE_API:
+        return
+    for name in cell.futures:
+        if name in variables and exc.obj is variables[name]:
+            exc.args = (
+                f"{exc.args[0] if exc.args else exc} ({name} is a Future in the kernel: a %%remote "
+                f"cell waits for it and receives its value, so {name} here is what "
+                f"{name}.result() gives there)",
+            )
+            return
 
 
 def _display(*objs: Any, **kwargs: Any) -> Any:

@@ -13,6 +13,16 @@
 ``RemoteException._render_traceback_`` (the hook IPython calls) lands here. Code run by
 ``%%remote`` is compiled under the cell's name in the kernel, so its frames read
 ``Cell In[n], line k`` too.
+
+Errors jupyter_futures raises in the kernel for a mistake in the user's call (a bad
+option, a timeout, a closed cluster) end where the user called it::
+
+    cell ──► api.submit ──► client_base.submit ──► _requirements: raise ValueError
+    shown:   Cell In[4], line 1 ----> jf.submit(f, min_cpu=-1)      ValueError: ...
+
+``install`` registers :func:`show_error` as IPython's custom exception handler; it drops
+the frames of this package at the end of such a traceback (``%xmode verbose`` shows
+them) and hands everything else to IPython unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import linecache
 import os
 import re
+import sysconfig
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,3 +218,84 @@ def _color_message(lines: list[str], style: _Style) -> list[str]:
     if sep and " " not in name:
         first = f"{style.red}{name}{style.off}:{rest}"
     return [first, *lines[1:]]
+
+
+# -- errors raised in the kernel for the user's mistakes ------------------------------------
+
+_LIBRARIES = tuple(
+    os.path.abspath(p) + os.sep
+    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+_RAISE = re.compile(r"^\s*(?:.*:\s*)?raise\b")
+
+
+def _library(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_LIBRARIES)
+
+
+def _entries(tb: types.TracebackType | None) -> list[types.TracebackType]:
+    out = []
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
+
+
+def _raised_by_us(exc: BaseException, entries: list[types.TracebackType]) -> bool:
+    """Did jupyter_futures raise ``exc`` on purpose (not a bug of its own, not user code)?"""
+    from .errors import JupyterFuturesError, RemoteException
+
+    if isinstance(exc, RemoteException) or not entries:
+        return False  # a remote error has its own rendering; see render()
+    if isinstance(exc, KeyboardInterrupt):
+        return True  # the user's own interrupt, wherever in our waits it landed
+    last = entries[-1]
+    code = last.tb_frame.f_code
+    if is_framework(code.co_filename) and not isinstance(exc, AssertionError):
+        return bool(_RAISE.match(linecache.getline(code.co_filename, last.tb_lineno)))
+    return isinstance(exc, JupyterFuturesError)  # raised through the standard library
+
+
+def user_traceback(exc: BaseException, tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` without the frames of jupyter_futures (and the library code it called) at its
+    end, for an error it raised on purpose; ``tb`` itself for any other error."""
+    entries = _entries(tb)
+    if not _raised_by_us(exc, entries):
+        return tb
+    cut = len(entries)
+    for i in range(len(entries) - 1, -1, -1):
+        filename = entries[i].tb_frame.f_code.co_filename
+        if is_framework(filename):
+            cut = i
+        elif not _library(filename):
+            break  # the user's own code: everything from here up stays
+    if cut == 0 or cut == len(entries):
+        return tb
+    out = None
+    for entry in reversed(entries[:cut]):
+        out = types.TracebackType(out, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return out
+
+
+def show_error(
+    shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: int | None = None
+) -> None:
+    """IPython's custom exception handler: show the error, as IPython would, from the
+    user's own frames. ``%xmode verbose`` shows every frame."""
+    if str(getattr(shell.InteractiveTB, "mode", "")).lower() != "verbose":
+        tb = user_traceback(value, tb)
+    shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+
+
+HANDLED = (Exception, KeyboardInterrupt)
+
+
+def install(shell: Any) -> None:
+    """Use :func:`show_error` for errors in cells, unless another handler is set already."""
+    if not shell.custom_exceptions:
+        shell.set_custom_exc(HANDLED, show_error)
+
+
+def uninstall(shell: Any) -> None:
+    if shell.custom_exceptions == HANDLED:
+        shell.set_custom_exc((), None)

@@ -359,6 +359,111 @@ def test_interrupting_a_block_cell_cancels_its_work(kernel: Kernel, tmp_path: Pa
     assert kernel.run("print(jf.submit(pow, 2, 5).result())").strip() == "32"  # the cluster still works
 
 
+def _traceback(kernel: Kernel, msg_id: str) -> str:
+    [error] = [m for m in kernel.of("error") if m["parent_header"]["msg_id"] == msg_id]
+    return ANSI.sub("", "\n".join(error["content"]["traceback"]))
+
+
+def _displays(kernel: Kernel, msg_id: str) -> list[dict[str, Any]]:
+    """The display_data of a cell, then every update of those displays, in order."""
+    shown = [m for m in kernel.of("display_data") if m["parent_header"].get("msg_id") == msg_id]
+    ids = {m["content"].get("transient", {}).get("display_id") for m in shown} - {None}
+    updates = [m for m in kernel.of("update_display_data") if m["content"]["transient"]["display_id"] in ids]
+    return shown + updates
+
+
+def test_remote_cells_carry_the_number_the_front_end_shows(kernel: Kernel) -> None:
+    kernel.run("x = 1")
+    failing = kernel.execute("%%remote --block\ny = x - 1\nx / y")
+    content = kernel.reply(failing)
+    kernel.wait_for(lambda: kernel._idle(failing))
+    [shown] = [m for m in kernel.of("execute_input") if m["parent_header"]["msg_id"] == failing]
+    number = shown["content"]["execution_count"]  # the [n] beside the cell
+    assert content["execution_count"] == number
+    text = _traceback(kernel, failing)
+    assert re.search(rf"Cell In\[{number}\], line 3\n", text), (number, text)
+    named = kernel.execute("%%remote\nx + 1")
+    kernel.reply(named)
+    [shown] = [m for m in kernel.of("execute_input") if m["parent_header"]["msg_id"] == named]
+    number = shown["content"]["execution_count"]
+    [widget] = [m for m in kernel.of("display_data") if m["parent_header"]["msg_id"] == named]
+    assert widget["content"]["data"]["text/plain"].startswith(f"%%remote In[{number}] (future "), widget
+    names = kernel.json(
+        "cl = jf.get_client().cluster\n"
+        "print(json.dumps(cl.query(lambda st: [t.spec.name for t in st.tasks.values()], cl.state)))"
+    )
+    assert f"%%remote In[{number}]" in names and f"%%remote In[{number + 1}]" not in names, names
+
+
+def test_interrupting_a_block_cell_reads_as_a_plain_interrupt(kernel: Kernel) -> None:
+    blocked = kernel.execute(
+        "%%remote --block\nfor i in range(60):\n    print('step', i, flush=True)\n    time.sleep(0.5)\n"
+    )
+    # Past the point where the cell's bar is shown: the wait that was interrupted is the second.
+    kernel.wait_for(lambda: _displays(kernel, blocked))
+    kernel.km.interrupt_kernel()
+    content = kernel.reply(blocked, 10)
+    kernel.wait_for(lambda: kernel._idle(blocked))
+    assert content["ename"] == "KeyboardInterrupt", content
+    text = _traceback(kernel, blocked)
+    for internal in ("During handling", "FutureTimeoutError", "magics.py", "jupyter_futures/", "threading"):
+        assert internal not in text, text
+    assert re.search(r"KeyboardInterrupt: %%remote In\[\d+\]: the cell's remote work was cancelled", text)
+    final = kernel.wait_for(
+        lambda: (
+            (d := _displays(kernel, blocked)) and "cancelled" in d[-1]["content"]["data"]["text/plain"] and d
+        )
+    )
+    data = final[-1]["content"]["data"]
+    assert "failed" not in data["text/plain"] and "var(--jp-error-color1" not in data["text/html"], data
+    state = kernel.wait_for(
+        lambda: (s := kernel.json("print(json.dumps(jf.status()['futures']))")).get("cancelled") and s,
+        timeout=10,
+    )
+    assert not state.get("failed") and not state.get("running"), state
+
+
+def test_a_block_cell_shows_one_live_bar_with_its_time(kernel: Kernel) -> None:
+    cell = kernel.execute(
+        "%%remote --block\nfor i in range(8):\n    print('step', i, flush=True)\n    time.sleep(0.5)\n'end'"
+    )
+    kernel.reply(cell, 30)
+    kernel.wait_for(lambda: kernel._idle(cell))
+    [shown] = [m for m in kernel.of("execute_input") if m["parent_header"]["msg_id"] == cell]
+    number = shown["content"]["execution_count"]
+    displays = _displays(kernel, cell)
+    assert len({m["content"]["transient"]["display_id"] for m in displays}) == 1  # one bar
+    texts = [m["content"]["data"]["text/plain"] for m in displays]
+    running = [t for t in texts if t.startswith(f"%%remote In[{number}]: running on worker")]
+    assert running and " / " not in "".join(texts), texts
+    model = displays[0]["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    live = [
+        m["content"]["data"]["state"]["value"]
+        for m in kernel.of("comm_msg")
+        if m["content"]["comm_id"] == model and "value" in m["content"]["data"].get("state", {})
+    ]
+    times = [float(t) for v in live for t in re.findall(r"· (\d\.\d) s", v)]
+    assert len(set(times)) >= 2 and times == sorted(times), live  # the time moves, live
+    # ...while the cell's output streamed around it.
+    first_bar = kernel.messages.index(displays[0])
+    assert any(
+        m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == cell
+        for m in kernel.messages[first_bar:]
+    )
+    assert re.fullmatch(rf"%%remote In\[{number}\]: done in \d\.\d s", texts[-1]), texts
+
+
+def test_the_client_shows_as_a_card(kernel: Kernel) -> None:
+    shown = kernel.execute("client")
+    kernel.reply(shown)
+    kernel.wait_for(lambda: kernel._idle(shown))
+    [result] = [m for m in kernel.of("execute_result") if m["parent_header"]["msg_id"] == shown]
+    data = result["content"]["data"]
+    assert data["text/plain"].startswith("<jupyter_futures.Client ")
+    assert "Workers" in data["text/html"] and "jf.dashboard()" in data["text/html"]
+    assert "var(--jp-ui-font-color1, black)" in data["text/html"]
+
+
 # -- nothing outlives the kernel ---------------------------------------------------------
 
 

@@ -213,12 +213,28 @@ def test_block_shows_the_value_like_a_local_cell(ip: InteractiveShell) -> None:
     assert ip.user_ns["z"].result(30) == 2
 
 
-def test_long_block_cells_show_a_progress_bar(ip: InteractiveShell) -> None:
+def test_long_block_cells_show_one_bar_for_the_cell(ip: InteractiveShell) -> None:
     value, printed = run(ip, "%%remote --block\nimport time\ntime.sleep(2.5)\n'slept'")
     assert value == "slept"
-    assert re.search(r"%%remote: \d / 2 done", printed), printed
+    number = ip.execution_count - 1
+    assert re.search(rf"%%remote In\[{number}\]: running on worker \d · 2\.\d s", printed), printed
+    assert " / " not in printed  # the cell, not the tasks it is made of
     value, printed = run(ip, "%%remote --block\n'quick'")
-    assert value == "quick" and "done" not in printed
+    assert value == "quick" and "running" not in printed
+
+
+def test_remote_cells_are_named_after_their_own_execution_count(
+    ip: InteractiveShell, shared_client: jf.Client
+) -> None:
+    with capture_output() as out:
+        result = ip.run_cell("%%remote --block\nx = 1\nx / 0", store_history=True)
+    shown = ANSI.sub("", out.stdout + out.stderr)
+    number = result.execution_count  # what the front end shows as In[n]
+    assert re.search(rf"Cell In\[{number}\], line 3", shown), (number, shown)
+    result = ip.run_cell("%%remote\n'named'", store_history=True)
+    cluster = shared_client.cluster
+    names = cluster.query(lambda st: [t.spec.name for t in st.tasks.values()], cluster.state)
+    assert f"%%remote In[{result.execution_count}]" in names, (result.execution_count, names[-3:])
 
 
 def test_unpicklable_results_and_names_fail_clearly(ip: InteractiveShell) -> None:
@@ -395,6 +411,8 @@ def test_rich_display_in_a_cell(ip: InteractiveShell) -> None:
         ("%%remote --bogus\n1", "unrecognized arguments"),
         ("%%remote --ram lots\n1", "is not a size"),
         ("%%remote --resources gpu\n1", "name=amount"),
+        ("%%remote --resources gpu=1\n1", "use --gpu 1"),
+        ("%%remote --resources licence=1,ram=2e9\n1", "use --ram 2e+09"),
         ("%%remote --retries -1\n1", "--retries must be 0 or more"),
         ("%%remote --on nowhere\n1", "no variable named nowhere"),
         ("%%remote --on base\n1", "expected a future or an actor handle"),
@@ -423,3 +441,80 @@ def test_futures_and_actors_show_as_widgets(ip: InteractiveShell) -> None:
     _, printed = run(ip, "t")
     assert re.search(r"Tally actor \d+: (starting|alive)", printed), printed
     jf.kill_actor(ip.user_ns["t"])
+
+
+def test_framework_frames_are_hidden_from_errors_of_the_users_own_call(ip: InteractiveShell) -> None:
+    ip.user_ns["jf"] = jf
+    for cell, message in [
+        ("jf.submit(pow, 2, 3, min_cpu=-1)", "ValueError: min_cpu must be a non-negative number"),
+        ("jf.submit(pow, 2, 3, resources={'gpu': 1})", "ValueError: use min_gpu="),
+        ("jf.submit(42)", "TypeError: submit() needs a callable"),
+        ("import time\njf.submit(time.sleep, 1).result(timeout=0.01)", "FutureTimeoutError: future"),
+    ]:
+        _, shown = run_failing(ip, cell)
+        last = cell.splitlines()[-1]
+        assert re.search(rf"Cell In\[\d+\], line \d+\n(.*\n)*----> \d+ {re.escape(last)}", shown), shown
+        assert message in shown, shown
+        assert "jupyter_futures" not in shown and "concurrent" not in shown, shown
+    run(ip, "%xmode verbose")  # every frame, for whoever debugs jupyter_futures itself
+    try:
+        _, shown = run_failing(ip, "jf.submit(pow, 2, 3, min_cpu=-1)")
+        assert "client_base.py" in shown
+    finally:
+        run(ip, "%xmode context")
+    # An error of the user's own code keeps its frames.
+    _, shown = run_failing(ip, "def mine():\n    raise ValueError('mine')\nmine()")
+    assert "----> 2     raise ValueError('mine')" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("x = 1\n!ls -l", "line 3: `!ls -l` is a shell command"),
+        ("files = !ls", "line 2: `!ls` is a shell command"),
+        ("x = 1\n%time x", "line 3: `%time` is an IPython magic"),
+        ("%%time\nx = 1", "`%%time` is a cell magic"),
+        ("len?", "line 2: `len?` asks IPython for help"),
+        ("x = 1\nreturn x", "line 3: `return` outside a function"),
+        ("yield 1", "line 2: `yield` outside a function"),
+    ],
+)
+def test_what_only_the_kernel_runs_is_refused_by_name(ip: InteractiveShell, body: str, message: str) -> None:
+    error, shown = run_failing(ip, f"%%remote --block\n{body}")
+    assert type(error).__name__ == "UsageError", shown
+    assert message in str(error)
+    assert "SyntaxError" not in shown and "invalid syntax" not in shown
+
+
+def test_top_level_await_runs_on_the_worker(ip: InteractiveShell) -> None:
+    value, _ = run(
+        ip,
+        """
+        %%remote --block
+        import asyncio, os
+        async def pid_later():
+            await asyncio.sleep(0.01)
+            return os.getpid()
+        first = await pid_later()
+        await asyncio.sleep(0, first)
+        """,
+    )
+    assert isinstance(value, int) and value != os.getpid()
+    assert ip.user_ns["first"].result(30) == value
+    error, shown = run_failing(ip, "%%remote --block\nimport asyncio\nawait asyncio.sleep(0)\n1 / 0")
+    assert isinstance(error, ZeroDivisionError)
+    assert re.search(r"Cell In\[\d+\], line 4\n(.*\n)*----> 4 1 / 0", shown), shown
+    assert "asyncio" not in shown.split("----> 4")[1] and "base_events" not in shown, shown
+
+
+def test_a_future_variable_used_as_a_future_says_it_is_its_value(ip: InteractiveShell) -> None:
+    ip.user_ns["total"] = jf.submit(sum, [1, 2, 3])
+    error, shown = run_failing(ip, "%%remote --block\ntotal.result() + 1")
+    assert isinstance(error, AttributeError)
+    assert "'int' object has no attribute 'result'" in shown
+    assert "total is a Future in the kernel" in shown and "total here is what total.result()" in shown
+    value, _ = run(ip, "%%remote --block\ntotal + 1")  # what the message says to write
+    assert value == 7
+    # The rule is in the magic's help (%%remote?).
+    doc = ip.find_cell_magic("remote").__doc__
+    assert "``total`` is what ``total.result()`` gives in the kernel" in doc

@@ -7,6 +7,7 @@ state, text and HTML. What a front end receives is checked in ``test_kernel.py``
 from __future__ import annotations
 
 import gc
+import re
 import time
 import weakref
 from collections.abc import Callable
@@ -17,9 +18,11 @@ import pytest
 import jupyter_futures as jf
 from jupyter_futures.futures import _UNDECODED
 from jupyter_futures.widgets.actor_widget import ActorWidget
+from jupyter_futures.widgets.client_card import card
 from jupyter_futures.widgets.dashboard import Dashboard, holders
 from jupyter_futures.widgets.future_widget import FutureWidget, preview
-from jupyter_futures.widgets.progress import Progress
+from jupyter_futures.widgets.html import nbytes
+from jupyter_futures.widgets.progress import CellProgress, Progress
 from jupyter_futures.widgets.ticker import Tick, Ticker, wake_all
 
 pytest.importorskip("ipywidgets")
@@ -124,7 +127,7 @@ def test_large_results_are_described_not_read(client: jf.Client) -> None:
     f = jf.submit(np.zeros, 1_000_000)
     widget = FutureWidget(f)
     eventually(lambda: widget.state == "done")
-    assert "8.0 MB in shared memory" in widget.text
+    assert "7.6 MiB in shared memory" in widget.text  # 8,000,000 bytes and a header
     assert f._value is _UNDECODED  # never read in the kernel
 
 
@@ -183,6 +186,79 @@ def test_progress_counts_done_failed_rate_and_time_left(client: jf.Client, gate:
     assert bar.text.startswith("powers: 11 / 11 done · 2 failed · in ")
     assert bar.rate > 0
     assert "var(--jp-error-color1" in bar.value  # the failed part of the bar
+
+
+def test_progress_counts_cancelled_apart_from_failed(client: jf.Client, gate: Any) -> None:
+    done = jf.submit(pow, 2, 2)
+    held = jf.submit(wait_on, gate.path)
+    jf.wait([done])
+    bar = Progress([done, held], label="work")
+    eventually(lambda: client.future_state(held.id) == "running")
+    held.cancel()
+    eventually(lambda: bar.finished is not None)
+    assert bar.text.startswith("work: 2 / 2 done · 1 cancelled · in "), bar.text
+    assert "failed" not in bar.text and "var(--jp-error-color1" not in bar.value
+    assert "var(--jp-warn-color1" in bar.value
+
+
+def test_cell_progress_is_one_bar_with_the_cells_time(client: jf.Client, gate: Any) -> None:
+    import time as clock
+
+    started = clock.monotonic()
+    work = jf.submit(wait_on, gate.path)
+    result = jf.submit(len, work)
+    bar = CellProgress(result, work, "%%remote In[7]", started)
+    eventually(lambda: "running on worker" in bar.text)
+    first = bar.text
+    assert re.fullmatch(r"%%remote In\[7\]: running on worker \d · \d+ ms|.* \d\.\d s", first), first
+    eventually(lambda: bar.text != first and "running on worker" in bar.text)  # the time moves on
+    gate.release("four")
+    eventually(lambda: bar.state == "done")
+    assert re.fullmatch(r"%%remote In\[7\]: done in .*", bar.text), bar.text
+    assert "var(--jp-success-color1" in bar.value and WIDGET_VIEW not in bar.bundle()
+
+    work = jf.submit(wait_on, gate.path)
+    result = jf.submit(len, work)
+    bar = CellProgress(result, work, "%%remote In[8]", clock.monotonic())
+    eventually(lambda: client.future_state(work.id) == "running")
+    result.cancel()
+    work.cancel()
+    eventually(lambda: bar.state == "cancelled")
+    assert bar.text.startswith("%%remote In[8]: cancelled after"), bar.text
+    assert "var(--jp-warn-color1" in bar.value
+
+
+def test_sizes_are_binary_everywhere(client: jf.Client) -> None:
+    from jupyter_futures.magics import status_text
+
+    assert [nbytes(n) for n in (0, 1023, 1536, 8_000_000, 150 * 2**20, 3 * 2**30)] == [
+        "0 B", "1023 B", "1.5 KiB", "7.6 MiB", "150 MiB", "3.0 GiB"
+    ]  # fmt: skip
+    kept = jf.put(bytes(3 * 2**20))
+    eventually(lambda: all(w["rss"] and w["store_capacity"] for w in client.status()["workers"]))
+    text = status_text(client)
+    assert re.search(r"\d+(\.\d)? MiB RSS, store .* / \d+(\.\d)? GiB", text), text
+    assert re.search(r"objects: 1 \(3\.0 MiB, 0 B spilled\)", text), text
+    assert " MB" not in text and " GB" not in text
+    del kept
+
+
+def test_client_card(client: jf.Client) -> None:
+    fs = [jf.submit(abs, -i) for i in range(3)]
+    jf.wait(fs)
+    kept = jf.put(bytes(2 * 2**20))
+    eventually(lambda: all(w["rss"] for w in client.status()["workers"]))  # a heartbeat came
+    html = client._repr_html_()
+    assert f"jupyter_futures Client {client.cluster_id}" in html and "2 workers" in html
+    for part in ("Workers", "CPUs", "Memory", "Store", "Futures", "Actors", "jf.dashboard()", "Cluster"):
+        assert part in html, part
+    assert re.search(r"\d+ done", html) and "2.0 MiB / " in html and " GiB in shared memory" in html
+    assert "var(--jp-ui-font-color1, black)" in html and "var(--jp-border-color2, #e0e0e0)" in html
+    assert "<details" in html  # the per-worker table, folded
+    assert repr(client).startswith("<jupyter_futures.Client")  # the text/plain fallback
+    del kept, fs
+    client.shutdown()
+    assert "closed" in card(client)
 
 
 def test_progress_of_nothing_is_complete() -> None:

@@ -85,12 +85,18 @@ def dim(text: str) -> str:
     return f'<span style="color: {FG_DIM}">{text}</span>'
 
 
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
 def nbytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
+    """``1536`` -> ``"1.5 KiB"``: binary units, as the JupyterLab panel (``format.ts``) and
+    ``%futures status`` show them."""
+    value, unit = max(0.0, float(n)), 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    digits = 0 if unit == 0 or value >= 100 else 1
+    return f"{value:.{digits}f} {_UNITS[unit]}"
 
 
 def seconds(s: float) -> str:
