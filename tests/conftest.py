@@ -1,9 +1,27 @@
 """Shared fixtures. Every test proves it cleaned up: no child process, no shared-memory
-segment, no socket directory and no jupyter_futures thread outlives it."""
+segment, no socket directory and no jupyter_futures thread outlives it.
+
+Only what this test run started counts, never another program's cluster on the machine.
+The run's processes are marked by construction, through the environment they inherit::
+
+    pytest ── TMPDIR=<basetemp>/tmp ──► kernels, notebooks, scripts, workers (inherited)
+                  │
+                  ├─ <tmp>/jf-<cluster>/   every cluster of the run makes its socket
+                  │     ▲                  directory here, and no other program's does:
+                  │     └─ inotify         the names created here are the run's cluster ids,
+                  │                        even of a cluster that lived and died between checks
+                  ▼
+    leftovers(): /dev/shm/[.]jf_<id>_*, jf_<id>.lock, <tmp>/jf-<id>[-spill] for those ids;
+                 processes: descendants, and any process whose environment has that TMPDIR
+                 (a killed kernel's workers are re-parented away from us, not forgotten)
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
+import struct
 import tempfile
 import threading
 import time
@@ -15,40 +33,142 @@ import pytest
 
 import jupyter_futures as jf
 from jupyter_futures.client_base import current_client_or_none
+from jupyter_futures.store import fallback_dir
 
 SHM = Path("/dev/shm")
 
 
+# A cluster's id in the names of what it leaves: jf_<id>_<owner>_<tid>, jf_<id>.lock,
+# .jf_<id>_... (being written), .jf-staging-<id>-<pid>, jf-<id> and jf-<id>-spill.
+_CLUSTER_ID = re.compile(r"^\.?jf[_-](?:staging-)?([0-9a-f]{6,32})(?=[_.-]|$)")
 
-def _ours() -> tuple[set[str], set[str]]:
-    segments = {n for n in os.listdir(SHM) if n.startswith("jf_")} if SHM.is_dir() else set()
-    tmp = Path(tempfile.gettempdir())
-    dirs = {n for n in os.listdir(tmp) if n.startswith("jf-") and not n.startswith("jf-bench")}
-    return segments, dirs
+_IN_MOVED_TO, _IN_CREATE, _IN_Q_OVERFLOW = 0x80, 0x100, 0x4000
+_EVENT = struct.Struct("iIII")  # struct inotify_event, then `len` bytes of name
 
 
-_baseline: list[tuple[set[str], set[str]]] = [(set(), set())]
+class _Created:
+    """The names created in one directory, from inotify: the kernel queues them until read,
+    so a directory made and removed between two reads is still seen."""
+
+    def __init__(self, directory: Path) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if (
+            self._fd < 0
+            or libc.inotify_add_watch(self._fd, os.fsencode(directory), _IN_CREATE | _IN_MOVED_TO) < 0
+        ):
+            raise OSError(ctypes.get_errno(), f"cannot watch {directory}")
+
+    def read(self) -> list[str]:
+        names: list[str] = []
+        while True:
+            try:
+                buf = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return names
+            offset = 0
+            while offset < len(buf):
+                _, mask, _, length = _EVENT.unpack_from(buf, offset)
+                start = offset + _EVENT.size
+                offset = start + length
+                # On overflow names are lost, but the directory's listing still has the
+                # clusters that left something there.
+                if length and not mask & _IN_Q_OVERFLOW:
+                    names.append(os.fsdecode(buf[start:offset].rstrip(b"\0")))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class Run:
+    """What this test run started: its cluster ids and its processes (see the module doc)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.started = time.time()
+        self._created = _Created(tmp)
+        self._ids: set[str] = set()
+        self._before: set[str] = set()
+
+    def _update(self) -> None:
+        for name in [*self._created.read(), *os.listdir(self.tmp)]:
+            if m := _CLUSTER_ID.match(name):
+                self._ids.add(m[1])
+
+    def begin(self) -> None:
+        """From here on, ``cluster_ids`` are those of clusters started after this call."""
+        self._update()
+        self._before = set(self._ids)
+
+    def cluster_ids(self) -> set[str]:
+        self._update()
+        return self._ids - self._before
+
+    def processes(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        found = {p.pid: p for p in me.children(recursive=True)}
+        for p in psutil.process_iter(["create_time"]):
+            if p.pid in found or p.pid == me.pid or p.info["create_time"] < self.started - 1:
+                continue
+            try:
+                if p.environ().get("TMPDIR") == str(self.tmp):
+                    found[p.pid] = p
+            except (psutil.Error, OSError):  # gone, or another user's
+                pass
+        return list(found.values())
+
+    def close(self) -> None:
+        self._created.close()
+
+
+_run: list[Run] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """Give the whole run, and every process it starts, a temporary directory of its own."""
+    tmp = tmp_path_factory.mktemp("tmp", numbered=False)
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(tmp)
+    run = Run(tmp)
+    _run.append(run)
+    yield run
+    _run.remove(run)
+    run.close()
+    if saved[0] is None:
+        del os.environ["TMPDIR"]
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
+
+
+def _describe(p: psutil.Process) -> str | None:
+    try:
+        if p.status() != psutil.STATUS_ZOMBIE:
+            return f"{p.pid} {' '.join(p.cmdline()[:4])}"
+    except psutil.NoSuchProcess:
+        pass
+    return None
 
 
 def leftovers() -> dict[str, list[str]]:
-    """What jupyter_futures may have left behind since the test started.
+    """What the clusters and processes this test started have left behind."""
+    run = _run[0]
+    children = [d for d in map(_describe, run.processes()) if d is not None]
+    ids = run.cluster_ids()
 
-    Segments and directories are compared with a snapshot taken before the test, so
-    clusters of other programs on this machine do not count.
-    """
-    me = psutil.Process()
-    children = [
-        f"{p.pid} {' '.join(p.cmdline()[:4])}"
-        for p in me.children(recursive=True)
-        if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    ]
-    segments, dirs = _ours()
-    old_segments, old_dirs = _baseline[0]
+    def named(directory: Path) -> list[str]:
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if (m := _CLUSTER_ID.match(n)) and m[1] in ids)
+
     threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("jupyter-futures"))
     return {
         "children": children,
-        "segments": sorted(segments - old_segments),
-        "dirs": sorted(dirs - old_dirs),
+        "segments": named(SHM) + named(fallback_dir()),
+        "dirs": named(run.tmp),
         "threads": threads,
     }
 
@@ -66,10 +186,10 @@ def assert_clean(within: float = 2.0) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_leaks(run_tmp: Run) -> Iterator[None]:
     """Fail any test that leaves a process, segment, directory or thread behind."""
-    if current_client_or_none() is None:
-        _baseline[0] = _ours()
+    if current_client_or_none() is None:  # else a module-wide cluster started before: keep its ids
+        run_tmp.begin()
     yield
     client = current_client_or_none()
     if client is not None and not client.closed and client in _shared:

@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -271,7 +272,7 @@ def test_killed_kernel_leaves_no_workers_and_its_segments_are_swept() -> None:
     with jf.init(n_workers=1) as c:
         assert c.submit(abs, -1).result(30) == 1
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"jf_{cluster}")]
-    assert not Path(f"/tmp/jf-{cluster}").exists()
+    assert not (Path(tempfile.gettempdir()) / f"jf-{cluster}").exists()
 
 
 def test_actor_worker_death(client: jf.Client) -> None:

@@ -172,7 +172,7 @@ def alive(pids: list[int]) -> list[int]:
 
 def leftovers(cluster: str) -> list[str]:
     shm = [n for n in os.listdir(SHM) if cluster in n]
-    tmp = [n for n in os.listdir("/tmp") if n == f"jf-{cluster}"]
+    tmp = [n for n in os.listdir(tempfile.gettempdir()) if n == f"jf-{cluster}"]
     return shm + tmp
 
 

@@ -1,0 +1,64 @@
+"""The environment the tests run in is what the README's set-up command makes: the
+JupyterLab "Cluster" panel installed with the package, and one extra for Jupyter."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_jupyterlab_lists_the_cluster_panel_enabled_and_ok() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    listing = ANSI.sub("", done.stdout + done.stderr)
+    ours = [line.split() for line in listing.splitlines() if line.split()[:1] == ["jupyter-futures"]]
+    assert ours, (
+        "this environment has no jupyter-futures JupyterLab extension; installing the package "
+        f"from the checkout builds it (pip install -e .):\n{listing}"
+    )
+    assert ours[0][2:4] == ["enabled", "OK"], listing
+
+
+def test_the_server_has_the_panels_entry_point_to_serve() -> None:
+    # What JupyterLab puts in the page it serves, and the file the browser then loads.
+    config = pytest.importorskip("jupyterlab_server.config")
+    from jupyter_core.paths import jupyter_path
+
+    extensions = config.get_federated_extensions(jupyter_path("labextensions"))
+    assert "jupyter-futures" in extensions
+    ours = extensions["jupyter-futures"]
+    entry = Path(ours["ext_path"]) / ours["jupyterlab"]["_build"]["load"]
+    assert entry.is_file() and entry.stat().st_size > 0, entry
+    assert ours["install"]["packageName"] == "jupyter_futures"  # so `labextension list` says "python"
+
+
+def named_extras(text: str) -> set[str]:
+    """The extras in install commands: ``.[a,b]``, ``jupyter_futures[a]``."""
+    found: set[str] = set()
+    for group in re.findall(r"(?:\.|jupyter_futures)\[([\w,\s-]+)\]", text):
+        found |= {name.strip() for name in group.split(",")}
+    return found
+
+
+def test_one_extra_installs_the_jupyter_side_and_every_named_extra_exists() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    section = pyproject.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    defined = set(re.findall(r"^([\w-]+) = \[", section, re.M))
+    places = ["README.md", "binder/postBuild", ".ci/run", "benchmarks/README.md", "labextension/README.md"]
+    named = {place: named_extras((ROOT / place).read_text()) for place in places}
+    for place, extras in named.items():
+        assert extras <= defined, f"{place} names extras that pyproject.toml lacks: {extras - defined}"
+    # Besides the test and benchmark set-ups, one name for "what a notebook user installs".
+    user_facing = set().union(*named.values()) - {"test", "bench"}
+    assert user_facing == {"notebook"}, user_facing
+    readme_first_command = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert '.venv/bin/pip install -e ".[notebook]"' in readme_first_command
