@@ -2,7 +2,7 @@
 
 A Future is a handle on a value that lives in the cluster. The I/O thread resolves it
 with an :class:`~jupyter_futures.protocol.Outcome`; the value is unpickled lazily, on the
-first ``result()``, from inline bytes or from a read-only mapping of shared memory taken
+first ``result()``, from inline bytes or from a copy-on-write mapping of shared memory taken
 when the future was resolved (so the value survives its worker's death).
 
 Each process holds at most one Future per id. Creating one tells the scheduler this
@@ -93,8 +93,10 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         timeout
             Seconds to wait; ``FutureTimeoutError`` (a ``TimeoutError``) after that.
         writable
-            Return a private, writable copy. By default large buffers (numpy arrays)
-            are read-only views of shared memory, shared with every other reader.
+            Return a private, writable copy. By default a numpy array result is a
+            read-only view of shared memory, shared with every other reader; arrays
+            inside other results (a figure, a DataFrame) are copy-on-write views,
+            writable, whose writes stay in this process.
         """
         self._wait(timeout)
         try:
@@ -132,13 +134,8 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     def _decode(self, writable: bool) -> Any:
         blob = self._blob
         assert blob is not None
-        try:
-            return unpack(blob, writable=writable)
-        except Exception as exc:
-            raise errors.SerializationError(
-                f"the result of future {self.id} could not be unpickled in this process: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        name = f" ({self.name})" if self.name else ""
+        return unpack(blob, writable=writable, what=f"the result of future {self.id}{name} in this process")
 
     def cancel(self) -> bool:
         """Drop the work if pending; interrupt it if running. True if it was cancelled."""
@@ -206,9 +203,7 @@ def wait(
         return cf.wait(fs, timeout, return_when)
 
 
-def as_completed(
-    fs: Iterable[cf.Future[Any]], timeout: float | None = None
-) -> Iterator[cf.Future[Any]]:
+def as_completed(fs: Iterable[cf.Future[Any]], timeout: float | None = None) -> Iterator[cf.Future[Any]]:
     """Yield futures as they finish (ours and plain ``concurrent.futures`` ones alike);
     ``FutureTimeoutError`` if some are not done in time."""
     fs = list(fs)

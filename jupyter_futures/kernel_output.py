@@ -13,13 +13,28 @@
 A write to ``sys.stdout`` from the I/O thread would land in whichever cell runs now, so
 the router publishes on iopub itself, through the kernel's session (ipykernel's iopub
 socket may be used from any thread).
+
+A front end that executes a notebook top to bottom and saves it (nbconvert --execute,
+papermill, nbclient) stops listening to a cell once the kernel reports it done, so what
+arrives later is lost. There, ``CellWaiter`` holds the cell open instead::
+
+    batch run: cell In[3] ends ── post_run_cell ──► wait for the futures In[3] submitted
+        (bounded, interruptible) ──► their output is in (it precedes each result)
+        ──► future widgets publish their final snapshot ──► the kernel reports In[3] done
+
+A batch run is an execute request that allows no stdin (nbclient sends ``allow_stdin:
+false``; JupyterLab, Notebook, VS Code, consoles and nbval allow it), or one forced with
+``JUPYTER_FUTURES_CELL_OUTPUT=wait``; ``=live`` never waits. A live front end keeps the
+live behaviour: cells return at once and output lands in them as it comes.
 """
 
 from __future__ import annotations
 
 import bisect
+import concurrent.futures as cf
 import json
 import logging
+import os
 import sys
 import time
 import weakref
@@ -140,9 +155,99 @@ class CellRouter:
         return parent
 
 
+# -- batch runs: a cell ends once its remote output is in --------------------------------
+
+CELL_OUTPUT = "JUPYTER_FUTURES_CELL_OUTPUT"
+"""``wait``: cells wait for their remote work; ``live``: never; unset or ``auto``: wait in
+batch runs only."""
+CELL_WAIT_LIMIT = "JUPYTER_FUTURES_CELL_WAIT"
+"""The most seconds a cell waits for its remote work in a batch run (default 600)."""
+DEFAULT_WAIT = 600.0
+
+
+def batch_run(kernel: Any) -> bool:
+    """The cell running now belongs to a run without a live front end."""
+    mode = os.environ.get(CELL_OUTPUT, "auto").strip().lower()
+    if mode in ("wait", "live"):
+        return mode == "wait"
+    parent = kernel.get_parent("shell") or {}
+    content = parent.get("content") or {}
+    return content.get("allow_stdin", True) is False
+
+
+def wait_limit() -> float:
+    try:
+        return max(0.0, float(os.environ.get(CELL_WAIT_LIMIT, DEFAULT_WAIT)))
+    except ValueError:
+        return DEFAULT_WAIT
+
+
+class CellWaiter:
+    """In a batch run, keeps each cell open until the remote work it submitted settled."""
+
+    def __init__(self, shell: Any) -> None:
+        self.kernel = shell.kernel
+        self._client: weakref.ref[Client] | None = None
+        self._before: set[int] = set()  # the unsettled futures as the cell started
+        shell.events.register("pre_run_cell", self.cell_started)
+        shell.events.register("post_run_cell", self.cell_finished)
+
+    def follow(self, client: Client) -> None:
+        self._client = weakref.ref(client)
+
+    def client(self) -> Client | None:
+        client = self._client() if self._client is not None else None
+        return client if client is not None and not client.closed else None
+
+    def cell_started(self, *_info: Any) -> None:
+        client = self.client()
+        self._before = set(_unsettled(client)) if client is not None else set()
+
+    def cell_finished(self, result: Any = None) -> None:
+        client = self.client()
+        if client is None or not batch_run(self.kernel):
+            return
+        if result is not None and not getattr(result, "success", True):
+            return  # the run stops at this error: report it now, not after the work ends
+        mine = [f for tid, f in _unsettled(client).items() if tid not in self._before]
+        limit = wait_limit()
+        try:
+            _, late = cf.wait(mine, timeout=limit)
+        except KeyboardInterrupt:
+            late = {f for f in mine if not f.done()}
+            print(f"interrupted: not waiting for {len(late)} future(s) of this cell", file=sys.stderr)
+            return
+        if late:
+            print(
+                f"{len(late)} future(s) of this cell still running after {limit:.0f} s: what they "
+                f"print or show later is not saved here (set {CELL_WAIT_LIMIT} to wait longer)",
+                file=sys.stderr,
+            )
+        ticker = sys.modules.get("jupyter_futures.widgets.ticker")
+        if ticker is not None:  # the final views of this cell's widgets, before it ends
+            ticker.settle_widgets()
+
+
+def _unsettled(client: Client) -> dict[int, Any]:
+    """The kernel's futures not resolved yet, by id."""
+    pending = getattr(client, "_pending", None) or {}
+    return dict(list(pending.items()))
+
+
+_waiters: weakref.WeakKeyDictionary[Any, CellWaiter] = weakref.WeakKeyDictionary()
+
+
+def cell_waiter(shell: Any) -> CellWaiter:
+    waiter = _waiters.get(shell)
+    if waiter is None:
+        waiter = _waiters[shell] = CellWaiter(shell)
+    return waiter
+
+
 def attach(client: Client) -> CellRouter | None:
-    """In a Jupyter kernel, send ``client``'s remote output to the submitting cells (and let
-    the JupyterLab cluster panel connect, see ``labcomm.py``). Outside a kernel, nothing."""
+    """In a Jupyter kernel, send ``client``'s remote output to the submitting cells, hold
+    cells of batch runs open until their output is in (and let the JupyterLab cluster
+    panel connect, see ``labcomm.py``). Outside a kernel, nothing."""
     if isinstance(client.output_handler, CellRouter):
         return client.output_handler
     shell = kernel_shell()
@@ -152,5 +257,6 @@ def attach(client: Client) -> CellRouter | None:
 
     router = CellRouter(shell, client)
     client.output_handler = router
+    cell_waiter(shell).follow(client)
     register_comm_target(shell)
     return router

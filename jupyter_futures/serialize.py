@@ -8,7 +8,9 @@
       [magic u32][nbuf u32][header_len u64][(offset u64, length u64) * nbuf][header] pad [buf0] pad [buf1]
 
   The same layout is used inline (small values inside a control message) and in shared
-  memory, where ``unpack`` hands each buffer to pickle as a view, with no copy.
+  memory, where ``unpack`` hands each buffer to pickle as a view of a copy-on-write
+  mapping, with no copy: objects rebuilt on them may write to them (a figure redrawn),
+  and those writes stay in the reader.
 * A Future found anywhere inside what is pickled (lists, dicts, objects) is recorded by
   ``Future.__reduce__`` through the collector set here: in arguments it becomes a
   dependency whose *value* the worker substitutes on load; in results and ``put`` it stays
@@ -23,6 +25,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import cloudpickle
@@ -159,10 +162,12 @@ def _which_argument_fails(args: tuple[Any, ...], kwargs: dict[str, Any], exc: Ex
     return f"could not pickle the arguments: {type(exc).__name__}: {exc}"
 
 
-def unpack_args(blob: bytes | memoryview, values: Callable[[int], Any]) -> tuple[Any, Any]:
+def unpack_args(
+    blob: bytes | memoryview, values: Callable[[int], Any], *, what: str = "the arguments of a call"
+) -> tuple[Any, Any]:
     """The (args, kwargs) of a call, with every future replaced by ``values(tid)``."""
     with resolving(values):
-        obj = unpack(blob)
+        obj = unpack(blob, what=what)
         if obj[0] == STORED_ARGS:
             obj = obj[1]
     return obj[0], obj[1]
@@ -251,28 +256,161 @@ def pack_value(obj: Any) -> Packed:
     return Packed(header, buffers, contained)
 
 
-def unpack(blob: memoryview | bytes, writable: bool = False) -> Any:
-    """Rebuild a value laid out by ``Packed.write_into``; buffers are views into ``blob``.
+def unpack(blob: memoryview | bytes, writable: bool = False, *, what: str = "an object") -> Any:
+    """Rebuild a value laid out by ``Packed.write_into``.
 
-    With ``writable=True`` each buffer is copied, so numpy arrays come back writable.
+    Every object comes back usable as its type expects, writable buffers included (a
+    figure redraws into its arrays, a DataFrame column can be changed):
+
+    * ``blob`` writable (a copy-on-write mapping of the store, see ``store.map_object``):
+      buffers are views into it, with no copy; writes land in this process's pages only.
+    * ``blob`` read-only (``bytes`` of an inline value): buffers are copied (inline
+      values are small).
+    * ``writable=True``: buffers are copied whatever ``blob`` is, so nothing is shared.
+
+    A numpy array that *is* the value (not one inside it) is marked read-only unless
+    ``writable``: it is a view of the shared object, and ``result(writable=True)`` is the
+    way to a private copy. ``what`` names the value in errors ("the result of future 3").
+
+    Raises ``SerializationError``: "corrupt or truncated" only when the layout or the
+    pickle stream itself is damaged; when a well-formed stream fails to load (a class's
+    own ``__reduce__`` callable raises, a module is missing), the error names what the
+    stream was rebuilding, with the original exception as its cause.
     """
     view = memoryview(blob)
     try:
         magic, nbuf, header_len = _HEAD.unpack_from(view, 0)
-        if magic != MAGIC:
-            raise SerializationError("not a jupyter_futures object (bad magic number)")
-        pos = _HEAD.size
-        bufs: list[Any] = []
-        for _ in range(nbuf):
-            off, n = _ENTRY.unpack_from(view, pos)
-            pos += _ENTRY.size
-            if off + n > view.nbytes:
-                raise SerializationError("truncated object: a buffer runs past its end")
-            part = view[off : off + n]
-            bufs.append(bytearray(part) if writable else part)
-        if pos + header_len > view.nbytes:
-            raise SerializationError("truncated object: the pickle runs past its end")
-        header = view[pos : pos + header_len]
-        return pickle.loads(header, buffers=bufs)
-    except (struct.error, pickle.UnpicklingError, EOFError) as exc:
-        raise SerializationError(f"corrupt or truncated object: {exc}") from exc
+    except struct.error as exc:
+        raise SerializationError(f"corrupt or truncated object ({what}): {exc}") from exc
+    if magic != MAGIC:
+        raise SerializationError(f"not a jupyter_futures object ({what}): bad magic number")
+    pos = _HEAD.size
+    bufs: list[Any] = []
+    copy = writable or view.readonly
+    for _ in range(nbuf):
+        if pos + _ENTRY.size > view.nbytes:
+            raise SerializationError(f"truncated object ({what}): its buffer table runs past its end")
+        off, n = _ENTRY.unpack_from(view, pos)
+        pos += _ENTRY.size
+        if off + n > view.nbytes:
+            raise SerializationError(f"truncated object ({what}): a buffer runs past its end")
+        part = view[off : off + n]
+        bufs.append(bytearray(part) if copy else part)
+    if pos + header_len > view.nbytes:
+        raise SerializationError(f"truncated object ({what}): the pickle runs past its end")
+    header = view[pos : pos + header_len]
+    try:
+        obj = pickle.loads(header, buffers=bufs)
+    except Exception as exc:
+        if _raised_by_a_dependency(exc):
+            raise  # an input's own error (lost, or failed to load), already described
+        raise SerializationError(_load_failure(header, what, exc)) from exc
+    if not writable and _is_array(obj):
+        obj.flags.writeable = False
+    return obj
+
+
+def _is_array(obj: Any) -> bool:
+    """A numpy array (or subclass), told without touching numpy: another thread of this
+    process may be importing it right now."""
+    return any(k.__name__ == "ndarray" and k.__module__ == "numpy" for k in type(obj).__mro__)
+
+
+# -- why a load failed (error path only) ----------------------------------------------
+
+
+def _raised_by_a_dependency(exc: BaseException) -> bool:
+    """Raised while fetching a future's value inside the stream, not by the stream."""
+    ours = (_load_dependency.__code__, _load_handle.__code__)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in ours:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _load_failure(header: memoryview, what: str, exc: Exception) -> str:
+    """Say what failed: a damaged stream, or which global of a sound stream raised."""
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        names = referenced_globals(header)
+    except Exception as damage:  # pickletools could not walk it: the bytes are damaged
+        return f"corrupt or truncated object ({what}): {error} ({damage})"
+    called = _frame_below_unpack(exc)
+    if called is None and isinstance(exc, (pickle.UnpicklingError, EOFError)):
+        return f"corrupt or truncated object ({what}): {error}"  # the unpickler's own complaint
+    culprit = _culprit(called, names)
+    if culprit is not None:
+        return f"could not unpickle {what}: rebuilding {culprit} raised {error}"
+    found = f" (it refers to {_listing(names)})" if names else ""
+    return f"could not unpickle {what}: {error}{found}"
+
+
+def _listing(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _frame_below_unpack(exc: BaseException) -> TracebackType | None:
+    """The traceback entry of the code the unpickler called when it raised, if any."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not unpack.__code__:
+        tb = tb.tb_next
+    return tb.tb_next if tb is not None else None
+
+
+def _culprit(called: TracebackType | None, names: list[str]) -> str | None:
+    """The global of the stream whose code raised: the first frame below the unpickler
+    is the callable it invoked (a ``__reduce__`` function, a class, its ``__setstate__``)."""
+    if called is None:
+        return None
+    code = called.tb_frame.f_code
+    module = str(called.tb_frame.f_globals.get("__name__", ""))
+    if module.startswith("importlib"):
+        return None  # finding a class failed; the error names the module
+    full = f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+    for name in names:  # a method (Point.__setstate__) belongs to its class
+        if full == name or full.startswith(name + "."):
+            return name
+    return full
+
+
+_STRINGS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+)
+
+
+def referenced_globals(header: bytes | memoryview) -> list[str]:
+    """The ``module.name`` of every class and function a pickle stream refers to, in order.
+
+    Walks the opcodes with ``pickletools`` (nothing is imported or called); raises
+    ``ValueError`` if the stream is malformed."""
+    import pickletools  # error path only: it is a large module
+
+    names: list[str] = []
+    memo: dict[int, Any] = {}
+    pushed: list[Any] = []  # the last values pushed, enough to read STACK_GLOBAL's two
+    for op, arg, _pos in pickletools.genops(bytes(header)):
+        if op.name in _STRINGS:
+            pushed.append(arg)
+        elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+            pushed.append(memo.get(int(arg or 0)))
+        elif op.name == "MEMOIZE":
+            memo[len(memo)] = pushed[-1] if pushed else None
+        elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[int(arg or 0)] = pushed[-1] if pushed else None
+        elif op.name == "STACK_GLOBAL":
+            module, name = (pushed[-2], pushed[-1]) if len(pushed) >= 2 else (None, None)
+            pushed[-2:] = [None]
+            if isinstance(module, str) and isinstance(name, str):
+                names.append(f"{module}.{name}")
+        elif op.name in ("GLOBAL", "INST"):
+            names.append(str(arg).replace(" ", "."))
+            pushed.append(None)
+        elif op.name in ("FRAME", "PROTO"):
+            continue  # they leave the stack as it is (a frame may start between two strings)
+        else:
+            pushed.append(None)
+        del pushed[:-2]
+    return [n for n in dict.fromkeys(names) if not n.startswith(("builtins.", "copyreg."))]

@@ -4,10 +4,10 @@
 
     producer (worker or kernel)                     any reader on this machine
     ObjectStore.put(tid, packed)                    map_object(name)
-      └─ <shm>/jf_<cluster>_<owner>_<tid>  ──mmap──►  read-only view; numpy arrays are
-         (0600; past capacity the least recently       views of it, with no copy
-          used objects move to <spill>/ and are
-          mapped from there)
+      └─ <shm>/jf_<cluster>_<owner>_<tid>  ──mmap──►  copy-on-write view: buffers (numpy
+         (0600; past capacity the least recently       arrays) are views of it, with no
+          used objects move to <spill>/ and are        copy; a write copies that page into
+          mapped from there)                           the reader, never into the store
 
 Names carry the cluster id. The kernel holds ``flock`` on ``<shm>/jf_<cluster>.lock`` for
 the cluster's life, so ``sweep_dead_clusters`` can tell a dead cluster's leftovers from a
@@ -110,10 +110,18 @@ def _write(path: Path, packed: Packed, create: bool) -> None:
 
 
 def map_object(shm_dir: Path, spill_dir: Path, name: str, populate: bool = False) -> memoryview:
-    """Map an object read-only from memory, or from the spill directory if it moved.
+    """Map an object copy-on-write from memory, or from the spill directory if it moved.
+
+    The mapping is private: reading shares the store's pages (no copy), and a write
+    copies just the page written into this process, so it never reaches the shared copy
+    or another reader. Objects unpickled from it are therefore writable, as their types
+    expect (a figure redrawn, a DataFrame column changed); ``unpack`` marks a numpy
+    array that is the value itself read-only, which is what callers are promised.
 
     ``populate`` maps every page at once (one call instead of a fault per page), for a
-    reader that is about to read all of it."""
+    reader that is about to read all of it. It asks for read faults
+    (``MADV_POPULATE_READ``): ``MAP_POPULATE`` on a writable private mapping would copy
+    every page."""
     for directory in (shm_dir, spill_dir, shm_dir):
         try:
             fd = os.open(directory / name, os.O_RDONLY)
@@ -121,12 +129,23 @@ def map_object(shm_dir: Path, spill_dir: Path, name: str, populate: bool = False
             continue
         try:
             size = os.fstat(fd).st_size
-            flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if populate and size > POPULATE_MIN else 0)
-            mm = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
+            mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         finally:
             os.close(fd)
+        if populate and size > POPULATE_MIN:
+            _populate_read(mm)
         return memoryview(mm)
     raise FileNotFoundError(name)
+
+
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14; absent in Python < 3.13
+
+
+def _populate_read(mm: mmap.mmap) -> None:
+    try:
+        mm.madvise(MADV_POPULATE_READ)
+    except (OSError, AttributeError, ValueError):
+        pass  # an older kernel (or not Linux): pages are faulted in as they are read
 
 
 class ObjectStore:

@@ -187,7 +187,7 @@ class Worker:
             with self._functions_lock:
                 fn = self.functions.get(fn_hash)
                 if fn is None:
-                    fn = self.functions[fn_hash] = unpack(self._function_bytes[fn_hash])
+                    fn = self.functions[fn_hash] = unpack(self._function_bytes[fn_hash], what="a function")
                     del self._function_bytes[fn_hash]
         return fn
 
@@ -197,7 +197,7 @@ class Worker:
             raise ObjectLost(f"input future {tid} was not available")
         if outcome.segment is None:
             assert outcome.data is not None
-            return unpack(outcome.data)
+            return unpack(outcome.data, what=f"input future {tid}")
         try:
             if outcome.segment in self.store:
                 blob = self.store.view(outcome.segment)
@@ -208,7 +208,7 @@ class Worker:
         mapped = getattr(self.runners.tls, "mapped", None)
         if mapped is not None:
             mapped.append((tid, weakref.ref(blob.obj)))
-        return unpack(blob)
+        return unpack(blob, what=f"input future {tid}")
 
     def keep_mapped_inputs(self) -> None:
         """After a task or call: inputs whose mapping it kept (in an actor's state, say)

@@ -71,7 +71,7 @@ class ActorHost:
                 runners.tls.tid = None
             outcome.duration = time.perf_counter() - start
             outcome.where = self.worker.wid
-            self.worker.output.flush_task(msg.tid)
+            self.worker.output.end_task(msg.tid)
             self.worker.keep_mapped_inputs()
             self.worker.report_done(msg.tid, msg.attempt, outcome, more=not self._calls.empty(), keep=value)
             del value
@@ -79,7 +79,11 @@ class ActorHost:
         self.namespace.clear()
 
     def _invoke(self, msg: TaskMsg) -> Any:
-        args, kwargs = unpack_args(msg.args, lambda d: self.worker.input_value(msg.inputs, d))
+        args, kwargs = unpack_args(
+            msg.args,
+            lambda d: self.worker.input_value(msg.inputs, d),
+            what=f"the arguments of actor call {msg.tid} ({msg.method or 'constructor'})",
+        )
         if msg.kind == "actor":
             cls = self.worker.function(msg.fn_hash)
             self.instance = cls(*args, **kwargs)

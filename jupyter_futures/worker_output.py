@@ -6,6 +6,11 @@ message: at once when the last send was a while ago, otherwise within ``COALESCE
 seconds (so a loop of prints makes a few messages, not thousands), and always before the
 task's result. Writes from other threads go to the worker's real stream.
 
+When a task or actor call ends, ``end_task`` runs the hooks registered with
+``at_task_end`` (the matplotlib backend closes the figures the task left open) and sends
+the rest of its output. ``running_task()`` tells code without a handle on the worker
+(that backend) which task the calling thread runs.
+
 Rich output takes the same path::
 
     task: IPython.display.display(obj) ──► DisplayFormatter ──► mimebundle
@@ -23,6 +28,7 @@ import importlib.abc
 import importlib.machinery
 import io
 import json
+import logging
 import sys
 import threading
 import time
@@ -31,6 +37,8 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from .protocol import DISPLAY_STREAM, DisplayBundle
+
+log = logging.getLogger("jupyter_futures")
 
 COALESCE = 0.02
 MAX_BUFFER = 64 * 1024
@@ -54,9 +62,22 @@ class TaskOutput:
         sys.stdout = TaskStream(self, "stdout", sys.stdout)
         sys.stderr = TaskStream(self, "stderr", sys.stderr)
         install_display_hook(self)
+        _installed[:] = [self]
 
     def current_task(self) -> int | None:
         return self._current()
+
+    def end_task(self, tid: int) -> None:
+        """``tid`` is over (result packed or error caught): send what it wrote and let go
+        of what it left behind (its open figures, see ``mpl_backend.py``)."""
+        try:
+            for hook in list(_end_hooks):
+                try:
+                    hook(tid)
+                except Exception:  # cleaning up must not cost the task its result
+                    log.exception("cleaning up after task %s failed", tid)
+        finally:
+            self.flush_task(tid)
 
     def display(self, bundle: DisplayBundle) -> bool:
         """Send a rich output of the running task (after what it printed); False outside tasks."""
@@ -99,6 +120,20 @@ class TaskOutput:
             self._pending.clear()
             time.sleep(COALESCE)  # let a burst of writes collect into one message
             self.flush_task()
+
+
+_installed: list[TaskOutput] = []  # this worker's, once installed
+_end_hooks: list[Callable[[int], None]] = []
+
+
+def running_task() -> int | None:
+    """The task the calling thread runs in this worker; None outside tasks (and workers)."""
+    return _installed[0].current_task() if _installed else None
+
+
+def at_task_end(hook: Callable[[int], None]) -> None:
+    """Call ``hook(tid)`` at the end of every task and actor call, on its thread."""
+    _end_hooks.append(hook)
 
 
 class TaskStream(io.TextIOBase):

@@ -26,7 +26,7 @@ import cloudpickle
 
 from .protocol import Outcome, TaskMsg
 from .records import framework_error
-from .serialize import unpack_args
+from .serialize import describe, unpack_args
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -146,7 +146,11 @@ class Runners:
         start = time.perf_counter()
         try:
             fn = self.worker.function(msg.fn_hash)
-            args, kwargs = unpack_args(msg.args, lambda d: self.worker.input_value(msg.inputs, d))
+            args, kwargs = unpack_args(
+                msg.args,
+                lambda d: self.worker.input_value(msg.inputs, d),
+                what=f"the arguments of task {msg.tid} ({describe(fn)})",
+            )
             value = fn(*args, **kwargs)
             self.threads_of.pop(msg.tid, None)
             outcome = self.worker.pack_result(msg.tid, value)
@@ -162,7 +166,7 @@ class Runners:
             self._cancel_target = None
         outcome.duration = time.perf_counter() - start
         outcome.where = self.worker.wid
-        self.worker.output.flush_task(msg.tid)
+        self.worker.output.end_task(msg.tid)
         return outcome, value
 
     # -- nested waits ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import pickle
 import struct
 import threading
 
@@ -14,10 +15,12 @@ from jupyter_futures.functions import FunctionCache
 from jupyter_futures.serialize import (
     ALIGN,
     MAGIC,
+    Packed,
     collecting,
     pack_args,
     pack_value,
     reduce_future,
+    referenced_globals,
     unpack,
     unpack_args,
 )
@@ -88,12 +91,34 @@ def test_numpy_arrays_round_trip(arr: np.ndarray):
 
 
 def test_numpy_array_is_a_read_only_view_of_the_blob():
-    blob = pack_value(np.arange(1000, dtype=np.float64)).to_bytes()
-    out = unpack(blob)
+    mm = aligned_copy(pack_value(np.arange(1000, dtype=np.float64)).to_bytes())
+    out = unpack(memoryview(mm))
     assert not out.flags.writeable
-    assert np.shares_memory(out, np.frombuffer(blob, dtype=np.uint8))
+    assert np.shares_memory(out, np.frombuffer(mm, dtype=np.uint8))  # no copy
     with pytest.raises(ValueError):
         out[0] = 1.0
+    assert not unpack(pack_value(np.arange(3)).to_bytes()).flags.writeable  # inline, too
+    del out
+    mm.close()
+
+
+def test_arrays_inside_a_value_are_writable_views_of_a_writable_blob():
+    mm = aligned_copy(pack_value({"a": np.zeros(1000), "b": [np.ones(10)]}).to_bytes())
+    out = unpack(memoryview(mm))
+    assert np.shares_memory(out["a"], np.frombuffer(mm, dtype=np.uint8))  # still no copy
+    out["a"][0] = 5.0  # objects that draw or update into their arrays can
+    out["b"][0] += 1
+    assert out["a"][0] == 5.0 and out["b"][0][0] == 2.0
+    del out
+    mm.close()
+
+
+def test_arrays_inside_a_value_from_read_only_bytes_are_writable_copies():
+    blob = pack_value([np.zeros(10), np.zeros(5)]).to_bytes()
+    out = unpack(blob)
+    assert all(a.flags.writeable for a in out)
+    out[0][0] = 1.0
+    assert unpack(blob)[0][0] == 0.0
 
 
 def test_writable_unpack_gives_a_private_writable_copy():
@@ -148,6 +173,84 @@ def test_unpack_of_a_truncated_blob_raises_serialization_error():
     blob = pack_value({"key": "value" * 10}).to_bytes()
     with pytest.raises(SerializationError):
         unpack(blob[:-5])
+
+
+def test_a_damaged_pickle_stream_is_called_corrupt():
+    blob = bytearray(pack_value({"key": "value" * 10}).to_bytes())
+    blob[-20:-1] = b"\xff" * 19  # inside the pickle stream, its length unchanged
+    with pytest.raises(SerializationError, match="corrupt or truncated"):
+        unpack(bytes(blob))
+
+
+def refuse(reason: str) -> None:
+    raise pickle.UnpicklingError(reason)
+
+
+class Refuses:
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (refuse, ("not here",))
+
+
+class Rebuilt:
+    def __init__(self) -> None:
+        self.n = 1
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        raise ValueError("bad state")
+
+
+def test_an_object_whose_own_unpickling_raises_is_named_not_called_corrupt():
+    blob = pack_value({"fine": np.arange(3), "bad": [Refuses()]}).to_bytes()
+    with pytest.raises(SerializationError) as info:
+        unpack(blob, what="the result of future 7")
+    message = str(info.value)
+    assert "corrupt" not in message
+    assert message.startswith("could not unpickle the result of future 7")
+    assert f"{__name__}.refuse raised UnpicklingError: not here" in message
+    assert type(info.value.__cause__) is pickle.UnpicklingError
+
+
+def test_a_failing_setstate_names_its_class():
+    expected = rf"rebuilding {__name__}\.Rebuilt raised ValueError: bad state"
+    with pytest.raises(SerializationError, match=expected):
+        unpack(pack_value(Rebuilt()).to_bytes())
+
+
+def test_a_missing_module_is_named():
+    gone = b"gone_module_xyz"[: len(__name__)]  # same length: the stream stays well formed
+    stream = pickle.dumps(Rebuilt(), protocol=5).replace(__name__.encode(), gone)
+    packed = Packed(stream, [], [])
+    with pytest.raises(SerializationError, match="No module named") as info:
+        unpack(packed.to_bytes())
+    assert "corrupt" not in str(info.value)
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_referenced_globals_reads_the_stream_without_loading_it():
+    stream = pickle.dumps([Refuses(), Rebuilt(), Rebuilt(), np.arange(2)], protocol=5)
+    names = referenced_globals(stream)
+    assert f"{__name__}.refuse" in names and f"{__name__}.Rebuilt" in names
+    assert names.count(f"{__name__}.Rebuilt") == 1
+    with pytest.raises(ValueError):
+        referenced_globals(stream[:-3])
+
+
+def test_unpack_args_names_the_call():
+    packed, _ = pack_args((Refuses(),), {})
+    with pytest.raises(SerializationError, match="could not unpickle the arguments of task 5"):
+        unpack_args(packed.to_bytes(), lambda tid: None, what="the arguments of task 5")
+
+
+def test_an_inputs_own_error_passes_through_unwrapped():
+    class Lost(Exception):
+        pass
+
+    def lose(tid: int) -> None:
+        raise Lost(f"input {tid} is gone")
+
+    packed, _ = pack_args((FakeFuture(4),), {})
+    with pytest.raises(Lost, match="input 4 is gone"):
+        unpack_args(packed.to_bytes(), lose)
 
 
 # -- arguments -------------------------------------------------------------------------

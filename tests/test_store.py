@@ -143,6 +143,51 @@ def test_a_mapping_outlives_the_free_of_its_object(store: ObjectStore):
     assert tag_of(view) == 5
 
 
+def test_a_mapping_is_copy_on_write(store: ObjectStore):
+    """Objects inside a value are writable in the reader, and no write reaches the store."""
+    name = store.put(1, pack_value({"pixels": np.zeros(SIZE, dtype=np.uint8)}))
+    view = store.view(name)
+    other = map_object(SHM, store.spill_dir, name)
+    assert not view.readonly
+    value = unpack(view)
+    value["pixels"][:] = 9  # in this process's pages only
+    assert int(value["pixels"].sum()) == 9 * SIZE
+    with open(SHM / name, "rb") as f:
+        assert set(f.read()[-SIZE:]) == {0}  # the store's copy is untouched
+    assert int(unpack(other)["pixels"].sum()) == 0  # and so is every other reader's
+    assert int(unpack(map_object(SHM, store.spill_dir, name, populate=True))["pixels"].sum()) == 0
+
+
+def rss_anon() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_populating_a_mapping_copies_nothing(make_store: Callable[..., ObjectStore]):
+    """Mapping every page at once must share the store's pages, not copy them in."""
+    size = 64 * 2**20
+    s = make_store(2 * size)
+    name = s.put(1, payload(3, size=size))
+    before = rss_anon()
+    view = map_object(SHM, s.spill_dir, name, populate=True)
+    arr = unpack(view)
+    assert int(arr[::4096].sum()) == 3 * len(arr[::4096])  # every page read
+    assert rss_anon() - before < size // 4
+    del arr, view
+
+
+def test_an_array_that_is_the_value_stays_read_only(store: ObjectStore):
+    name = store.put(1, payload(4, size=2**21))
+    arr = unpack(map_object(SHM, store.spill_dir, name, populate=True))
+    assert not arr.flags.writeable
+    with pytest.raises(ValueError):
+        arr[0] = 1
+    copy = unpack(store.view(name), writable=True)
+    copy[0] = 1
+    assert arr[0] == 4 and tag_of(store.view(name)) == 4
+
+
 # -- capacity and spilling --------------------------------------------------------------
 
 

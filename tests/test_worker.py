@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -232,3 +233,234 @@ def test_plt_show_in_a_task_is_displayed_in_the_submitter(shared_client: jf.Clie
         shared_client.output_handler = old
     assert "jupyter_futures.mpl_backend" in backend
     assert "image/png" in shown[0]["data"]  # type: ignore[operator]
+
+
+def refuse_to_load(reason: str) -> None:
+    import pickle
+
+    raise pickle.UnpicklingError(reason)
+
+
+class LoadsNowhere:
+    """Pickles fine; unpickling it calls a function that refuses."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (refuse_to_load, ("this object may not be loaded",))
+
+
+def make_unloadable() -> LoadsNowhere:
+    return LoadsNowhere()
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out = []
+    while exc is not None and len(out) < 10:
+        out.append(exc)
+        exc = exc.__cause__
+    return out
+
+
+def test_result_whose_own_unpickling_raises_says_what_failed(shared_client: jf.Client) -> None:
+    f = jf.submit(make_unloadable)
+    with pytest.raises(jf.SerializationError) as info:
+        f.result(30)
+    message = str(info.value)
+    assert "corrupt" not in message and "truncated" not in message
+    assert "result" in message
+    assert "test_worker.refuse_to_load" in message
+    assert "this object may not be loaded" in message
+    import pickle
+
+    assert any(type(e) is pickle.UnpicklingError for e in _chain(info.value))  # chained, not swallowed
+
+
+def test_argument_whose_own_unpickling_raises_is_the_tasks_error(shared_client: jf.Client) -> None:
+    f = jf.submit(repr, LoadsNowhere())
+    with pytest.raises(jf.SerializationError) as info:
+        f.result(30)
+    message = str(info.value)
+    assert "corrupt" not in message and "truncated" not in message
+    assert "arguments" in message and "repr" in message
+    assert "test_worker.refuse_to_load" in message
+    assert isinstance(info.value, jf.RemoteException)
+    # the original error is the chained cause on the worker, shown in its traceback
+    assert "UnpicklingError: this object may not be loaded" in info.value.remote_traceback
+    assert "direct cause" in info.value.remote_traceback
+
+
+# -- figures belong to the task that made them -------------------------------------------
+
+
+def figure_left_open(label: str, fail: bool = False) -> list[int]:
+    import matplotlib.pyplot as plt
+
+    plt.figure()
+    plt.title(label)
+    if fail:
+        raise RuntimeError("drew, then failed")
+    return plt.get_fignums()
+
+
+def show_own_figure(label: str) -> tuple[list[int], list[str]]:
+    import matplotlib.pyplot as plt
+
+    plt.plot([1, 2, 3])
+    plt.title(label)
+    before = plt.get_fignums()
+    titles = [plt.figure(n).axes[0].get_title() for n in before]
+    plt.show()
+    return before, titles
+
+
+def draw_on_own_figure(label: str) -> tuple[list[int], str]:
+    import matplotlib.pyplot as plt
+
+    plt.figure()
+    plt.title(label)
+    plt.plot([0, 1])
+    seen = (plt.get_fignums(), plt.gca().get_title())
+    plt.show()
+    return seen
+
+
+def figure_around_a_nested_task() -> tuple[list[int], str, tuple[list[int], str], str]:
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    plt.title("outer")
+    # While this task waits, the inner one runs on another thread of this same worker.
+    inner = jf.submit(draw_on_own_figure, "inner").result(60)
+    plt.plot([0, 1])  # still this task's current figure
+    seen = (plt.get_fignums(), plt.gca().get_title(), inner, "same" if plt.gcf() is fig else "other")
+    plt.show()
+    return seen
+
+
+class Sketcher:
+    def leave_a_figure(self) -> list[int]:
+        import matplotlib.pyplot as plt
+
+        plt.figure()
+        plt.title("actor")
+        return plt.get_fignums()
+
+
+_made: list[Any] = []  # weak references to figures made by tasks, in the worker
+
+
+def make_and_forget_a_figure() -> None:
+    import weakref
+
+    import matplotlib.pyplot as plt
+
+    _made.append(weakref.ref(plt.figure()))
+
+
+def figures_still_alive() -> int:
+    import gc
+
+    gc.collect()
+    return sum(ref() is not None for ref in _made)
+
+
+class FigureKeeper:
+    def make_and_forget(self) -> None:
+        make_and_forget_a_figure()
+
+    def alive(self) -> int:
+        return figures_still_alive()
+
+
+def _displays(client: jf.Client) -> tuple[dict[int, int], threading.Condition]:
+    from jupyter_futures.protocol import DISPLAY_STREAM
+
+    counts: dict[int, int] = {}
+    changed = threading.Condition()
+
+    def capture(tid: int, stream: str, text: str) -> None:
+        if stream == DISPLAY_STREAM:
+            with changed:
+                counts[tid] = counts.get(tid, 0) + 1
+                changed.notify_all()
+
+    client.output_handler = capture
+    return counts, changed
+
+
+def test_a_figure_left_open_does_not_show_in_a_later_task() -> None:
+    with jf.Client(n_workers=1) as c:
+        shown, changed = _displays(c)
+        assert c.submit(figure_left_open, "left open").result(60) == [1]
+        with pytest.raises(RuntimeError):
+            c.submit(figure_left_open, "failed", fail=True).result(60)
+        f = c.submit(show_own_figure, "mine")
+        before, titles = f.result(60)
+        assert before == [1] and titles == ["mine"]
+        with changed:
+            assert changed.wait_for(lambda: shown.get(f.id, 0) >= 1, 10)
+        assert shown == {f.id: 1}  # the leftovers were never shown
+        assert c.submit(figure_left_open, "again").result(60) == [1]  # numbering starts afresh
+
+
+def test_an_actors_figure_stays_out_of_other_tasks() -> None:
+    with jf.Client(n_workers=1) as c:
+        shown, changed = _displays(c)
+        sketcher = c.create_actor(Sketcher).result(60)
+        assert c.call_actor(sketcher, "leave_a_figure").result(60) == [1]
+        f = c.submit(draw_on_own_figure, "task")
+        assert f.result(60) == ([1], "task")
+        with changed:
+            assert changed.wait_for(lambda: shown.get(f.id, 0) >= 1, 10)
+        assert shown == {f.id: 1}
+
+
+def test_tasks_running_at_once_each_draw_on_their_own_figures() -> None:
+    with jf.Client(n_workers=1) as c:
+        shown, changed = _displays(c)
+        f = c.submit(figure_around_a_nested_task)
+        assert f.result(60) == ([1], "outer", ([1], "inner"), "same")
+        with changed:
+            assert changed.wait_for(lambda: sum(shown.values()) >= 2, 10)
+        assert shown.get(f.id) == 1 and sum(shown.values()) == 2
+
+
+def test_a_cells_plt_show_shows_only_that_cells_figures_in_a_kernel() -> None:
+    """A %%remote cell that draws without showing, then one that shows: the second cell
+    gets its own figure only (one worker, so both ran in the same process)."""
+    from test_kernel import start, stop
+
+    kernel = start()
+    try:
+        kernel.run("%load_ext jupyter_futures\nimport jupyter_futures as jf\njf.init(1).wait_for_workers()")
+        draw = (
+            "%%remote --block\nimport matplotlib.pyplot as plt\n_fig, _ax = plt.subplots()\n_ = _ax.plot([1])"
+        )
+        kernel.run(draw)
+        shows = kernel.execute(f"{draw}\nplt.show()")
+        assert kernel.reply(shows)["status"] == "ok"
+        kernel.wait_for(lambda: kernel._idle(shows))
+        kernel.run("jf.shutdown()")  # every output of the cell is in by now
+        images = [
+            m
+            for m in kernel.of("display_data")
+            if "image/png" in m["content"]["data"] and m["parent_header"].get("msg_id") == shows
+        ]
+        assert len(images) == 1, kernel.summary()[-10:]
+        assert len([m for m in kernel.of("display_data") if "image/png" in m["content"]["data"]]) == 1
+    finally:
+        stop(kernel)
+
+
+def test_the_figures_a_task_left_open_are_closed_when_it_ends() -> None:
+    with jf.Client(n_workers=1) as c:
+        for _ in range(3):
+            c.submit(make_and_forget_a_figure).result(60)
+        assert c.submit(figures_still_alive).result(60) == 0
+
+
+def test_the_figures_an_actor_call_left_open_are_closed_when_it_ends() -> None:
+    with jf.Client(n_workers=1) as c:
+        keeper = c.create_actor(FigureKeeper).result(60)
+        for _ in range(3):
+            c.call_actor(keeper, "make_and_forget").result(60)
+        assert c.call_actor(keeper, "alive").result(60) == 0

@@ -6,6 +6,7 @@
         BUSY: keep ticking     IDLE: nothing to do until woken     DONE: forget it
         every subscriber IDLE or DONE ──► the thread ends (no polling while nothing runs)
     wake() ◄── a new subscriber; a cell starting or ending (pre/post_run_cell)
+    tick_now() ── one pass on the caller's thread (a batch-run cell about to end)
 
 Work starts in cells, so a subscriber may stay BUSY while a cell runs (see
 ``cell_running``): a cell that computes for a while and then submits is still seen.
@@ -55,6 +56,7 @@ class Ticker:
         self._woken = False
         self._stopped = False
         self._event = threading.Event()  # set by wake() and close(): tick now
+        self._pass_lock = threading.Lock()  # the thread's passes and tick_now() take turns
         _tickers.add(self)
         _hook_cells()
 
@@ -90,11 +92,15 @@ class Ticker:
         if thread is not None and thread is not threading.current_thread():
             thread.join(2 * self.interval + 1)
 
-    def _run(self) -> None:
-        while True:
+    def tick_now(self) -> None:
+        """Tick every subscriber once, on the calling thread (say, the shell's, so what
+        they publish goes to the cell running now)."""
+        self._pass()
+
+    def _pass(self) -> bool:
+        """One tick of every subscriber; True if one is busy. One pass at a time."""
+        with self._pass_lock:
             with self._lock:
-                self._woken = False
-                self._event.clear()
                 subs = list(self._subs)
             busy = False
             for sub in subs:
@@ -106,6 +112,14 @@ class Ticker:
                 if state is Tick.DONE:
                     self.remove(sub)
                 busy = busy or state is Tick.BUSY
+            return busy
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._woken = False
+                self._event.clear()
+            busy = self._pass()
             with self._lock:
                 if not (busy or self._woken) or not self._subs or self._stopped:
                     self._thread = None
@@ -122,6 +136,13 @@ def shared_ticker() -> Ticker:
     if not _shared:
         _shared.append(Ticker("jupyter-futures-widgets"))
     return _shared[0]
+
+
+def settle_widgets() -> None:
+    """Bring the future, actor and progress widgets up to date now, on the calling thread:
+    a cell about to end publishes their final views under itself (see ``kernel_output``)."""
+    if _shared:
+        _shared[0].tick_now()
 
 
 def wake_all(*_args: Any) -> None:
