@@ -28,7 +28,6 @@ from .api import (
     submit_future,
 )
 from .client import Client
-from .client_base import LocalityRequirement, get_client
 from .errors import (
     ActorDiedError,
     ClusterClosedError,
@@ -44,7 +43,8 @@ from .errors import (
     WorkerDiedException,
 )
 from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
-from .notebook import dashboard, progress
+from .jupyter.notebook import dashboard, progress
+from .local.client_base import LocalityRequirement, get_client
 
 __version__ = "0.1.0"
 
@@ -92,13 +92,13 @@ __all__ = [
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_futures``: the ``%futures`` and ``%%remote`` magics, and live
     widgets for futures and actor handles. Starts no process."""
-    from .magics import load_ipython_extension as load
+    from .jupyter.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext jupyter_futures``."""
-    from .magics import unload_ipython_extension as unload
+    from .jupyter.magics import unload_ipython_extension as unload
 
     unload(ipython)

@@ -34,7 +34,7 @@ class ActorMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Future[Any]:
-        from .client_base import get_client
+        from .local.client_base import get_client
 
         return get_client().call_actor(self._handle, self._name, *args, **kwargs)
 

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from .actors import ActorHandle
 from .client import Client
-from .client_base import BaseClient, LocalityRequirement, current_client_or_none, get_client, set_client
 from .errors import FutureTimeoutError
 from .futures import Future
+from .local.client_base import BaseClient, LocalityRequirement, current_client_or_none, get_client, set_client
 
 T = TypeVar("T")
 
@@ -48,12 +48,12 @@ def init(n_workers: int | None = None, **options: Any) -> BaseClient:
     client = Client(n_workers, **options)
     set_client(client)
     if "ipykernel" in sys.modules:  # in a Jupyter kernel: remote output goes to its cell
-        from .kernel_output import attach
+        from .jupyter.kernel_output import attach
 
         attach(client)
     shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
     if shell is not None:  # our errors for the user's mistakes end at the user's line
-        from .tracebacks import install
+        from .jupyter.tracebacks import install
 
         install(shell)
     return client

@@ -1,6 +1,6 @@
 """``Client``: the kernel's handle on its embedded local cluster.
 
-It owns a :class:`~jupyter_futures.cluster.LocalCluster` and calls its scheduler directly,
+It owns a :class:`~jupyter_futures.local.cluster.LocalCluster` and calls its scheduler directly,
 under the cluster's lock; results come back on the cluster's I/O thread.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
-from .client_base import BaseClient, current_client_or_none, set_client
-from .cluster import LocalCluster
-from .protocol import DRIVER, Outcome, TaskSpec
+from .local.client_base import BaseClient, current_client_or_none, set_client
+from .local.cluster import LocalCluster
+from .local.protocol import DRIVER, Outcome, TaskSpec
 
 GiB = 2**30
 
@@ -205,7 +205,7 @@ class Client(BaseClient):
 
     def _repr_html_(self) -> str:
         """A card for notebooks: workers, memory, store, futures (``widgets/client_card.py``)."""
-        from .widgets.client_card import card
+        from .jupyter.widgets.client_card import card
 
         return card(self)
 

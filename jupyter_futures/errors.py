@@ -62,7 +62,7 @@ class RemoteException(JupyterFuturesError):
 
     def _render_traceback_(self) -> list[str]:
         """How IPython shows it: the caller's frames, then the remote ones (``tracebacks.py``)."""
-        from .tracebacks import render
+        from .jupyter.tracebacks import render
 
         return render(self)
 

@@ -1,7 +1,7 @@
 """``Future``: one class for plain cells (``.result()``) and async ones (``await f``).
 
 A Future is a handle on a value that lives in the cluster. The I/O thread resolves it
-with an :class:`~jupyter_futures.protocol.Outcome`; the value is unpickled lazily, on the
+with an :class:`~jupyter_futures.local.protocol.Outcome`; the value is unpickled lazily, on the
 first ``result()``, from inline bytes or from a copy-on-write mapping of shared memory taken
 when the future was resolved (so the value survives its worker's death).
 
@@ -19,11 +19,11 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
-from .protocol import Outcome
-from .serialize import reduce_future, unpack
+from .local.protocol import Outcome
+from .local.serialize import reduce_future, unpack
 
 if TYPE_CHECKING:
-    from .client_base import BaseClient
+    from .local.client_base import BaseClient
 
 T = TypeVar("T")
 

@@ -32,8 +32,8 @@ import psutil
 import pytest
 
 import jupyter_futures as jf
-from jupyter_futures.client_base import current_client_or_none
-from jupyter_futures.store import fallback_dir
+from jupyter_futures.local.client_base import current_client_or_none
+from jupyter_futures.local.store import fallback_dir
 
 SHM = Path("/dev/shm")
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import SHM, assert_clean, leftovers
 
 import jupyter_futures as jf
-from jupyter_futures.store import ClusterLock
+from jupyter_futures.local.store import ClusterLock
 
 # The first process exits at once: its child, in a session of its own, is the program.
 DETACHED = """

@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 import pytest
 from jupyter_client.manager import start_new_kernel
-from test_kernel import Kernel, stop
+from kernels import Kernel, stop
 
 import jupyter_futures as jf
 

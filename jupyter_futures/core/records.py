@@ -1,0 +1,108 @@
+"""The scheduler's records: one per future and per actor, and the outcomes it makes.
+
+Plain data and pure helpers, shared by the state machine (``scheduler.py``), its views
+(``scheduler_views.py``) and the workers (which build framework errors too).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..local.protocol import Outcome, TaskSpec
+
+WAITING, READY, ASSIGNED, DONE, FAILED, CANCELLED, LOST = (
+    "waiting",
+    "ready",
+    "assigned",
+    "done",
+    "failed",
+    "cancelled",
+    "lost",
+)
+FINISHED = (DONE, FAILED, CANCELLED, LOST)
+PUBLIC_STATE = {
+    WAITING: "pending",
+    READY: "pending",
+    ASSIGNED: "running",
+    DONE: "done",
+    FAILED: "failed",
+    CANCELLED: "cancelled",
+    LOST: "done",
+}
+
+
+def framework_error(cls: str, message: str, code: int | None = None, cause: Outcome | None = None) -> Outcome:
+    """An error raised by jupyter_futures itself (a class of errors.py, by name)."""
+    return Outcome(
+        status="error",
+        error_type=f"jf:{cls}",
+        text=message,
+        code=code,
+        data=cause.data if cause else None,
+        segment=None,
+    )
+
+
+@dataclass(eq=False, slots=True)
+class TaskState:
+    spec: TaskSpec
+    req: dict[str, float]
+    state: str = WAITING
+    worker: int | None = None
+    attempt: int = 0
+    retries_left: int = 0
+    deaths: int = 0
+    avoid: set[int] = field(default_factory=set)
+    outcome: Outcome | None = None
+    holders: set[int] = field(default_factory=set)
+    holds: int = 0  # references from values stored inside other futures
+    waiting_on: set[int] = field(default_factory=set)
+    consumers: set[int] = field(default_factory=set)  # unfinished tasks that read this value
+    lineage_users: int = 0  # live records that may need this one to rebuild
+    reserved: bool = False
+    prefetched: bool = False
+    resolved: bool = False
+    submitted: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        loc = self.spec.locality
+        return self.spec.deps + ((loc[1],) if loc else ())
+
+
+@dataclass(eq=False)
+class ActorState:
+    aid: int
+    create_tid: int
+    cls_name: str
+    restarts_left: int
+    status: str = "starting"  # starting | alive | restarting | dead
+    worker: int | None = None
+    queue: deque[int] = field(default_factory=deque)
+    inflight: set[int] = field(default_factory=set)
+    calls_done: int = 0
+    death: str = ""
+
+
+def upstream_outcome(dep: TaskState) -> Outcome:
+    o = dep.outcome
+    if o is not None and o.error_type == "jf:UpstreamDependencyFailedNoReconstructionAllowed":
+        return framework_error(o.error_type[3:], o.text, cause=o)
+    if dep.state == CANCELLED:
+        return framework_error(
+            "UpstreamDependencyFailedException", f"input future {dep.spec.tid} was cancelled"
+        )
+    what = o.error_type.removeprefix("jf:") if o else "error"
+    message = f"input future {dep.spec.tid} ({dep.spec.name or dep.spec.kind}) failed with {what}"
+    if o is not None and o.text:
+        message += ":\n" + o.text.rstrip()
+    return Outcome(
+        status="error",
+        error_type="jf:UpstreamDependencyFailedException",
+        text=message,
+        data=o.data if o else None,
+        code=o.code if o else None,
+    )

@@ -1,0 +1,244 @@
+"""The cluster dashboard: workers, futures, actors and the object store, live.
+
+::
+
+    Dashboard ── its own ticker thread, every 0.5 s while work runs ──► Client.status()
+        │            + latest futures, failures (cluster_view)          + kernel variables
+        │      ──► one HTML view (sent only when it changed) ──► the widget's comm
+        └── nothing pending, running or queued for two ticks, and no cell running: the
+            thread ends and the saved snapshot is refreshed; a cell starting wakes it
+
+Sections: per worker CPU %, RSS, store used/capacity as bars, running tasks, actors;
+futures by state, the latest with state and duration, failures with their error; actors
+with class, worker, calls and their worker's memory; objects, bytes, spilled, and which
+kernel variables hold futures.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ...futures import Future
+from ...local import views as cluster_view
+from . import html as h
+from .base import SnapshotWidget
+from .ticker import Tick, Ticker, cell_running
+
+LATEST = 8
+FAILURES = 5
+VARIABLES = 8
+SCAN_LIMIT = 100_000  # elements of a list or dict looked at for futures
+IDLE_TICKS = 2
+
+
+class Dashboard(SnapshotWidget):
+    """A live view of a cluster; see :func:`jupyter_futures.dashboard`."""
+
+    def __init__(self, client: Any, namespace: dict[str, Any] | None = None, interval: float = 0.5) -> None:
+        super().__init__()
+        self.client = client
+        self.namespace = namespace if namespace is not None else _user_namespace()
+        self.updates = 0  # times the view changed (each one a comm message)
+        self.cpu_time = 0.0  # CPU seconds spent updating
+        self._idle = 0
+        self._failed_seen = -1
+        self._failures: list[cluster_view.TaskView] = []
+        self._last: tuple[str, str] | None = None
+        self._last_time = time.time()
+        self.ticker = Ticker("jupyter-futures-dashboard", interval)
+        self.tick()
+        self.ticker.add(self)
+
+    def tick(self) -> Tick:
+        started = time.thread_time()
+        try:
+            return self._tick()
+        finally:
+            self.cpu_time += time.thread_time() - started
+
+    def _tick(self) -> Tick:
+        if self.client.closed:  # keep the last view, marked as such
+            html, text = self._last or ("", "jupyter_futures dashboard")
+            when = time.strftime("%H:%M:%S", time.localtime(self._last_time))
+            note = f"<div>{h.dim(f'the cluster was shut down; as it was at {when}:')}</div>"
+            self.show(note + html, f"{text} (at {when}; the cluster was shut down)")
+            self.finish()
+            return Tick.DONE
+        status = self.client.status()
+        counts = status["futures"]
+        busy = bool(counts.get("pending") or counts.get("running")) or any(
+            a["calls_queued"] for a in status["actors"]
+        )
+        self._idle = 0 if busy else self._idle + 1
+        settled = self._idle >= IDLE_TICKS and not cell_running()
+        html, text = self._last = self._render(status)
+        self._last_time = time.time()
+        before = self.value
+        self.show(html, text, settled=settled)
+        if self.value != before:
+            self.updates += 1
+        return Tick.IDLE if settled else Tick.BUSY
+
+    def close(self) -> None:
+        self.ticker.close()
+        super().close()
+
+    # -- rendering -------------------------------------------------------------------
+    def _render(self, st: dict[str, Any]) -> tuple[str, str]:
+        workers = st["workers"]
+        counts = st["futures"]
+        objects = st["objects"]
+        latest = cluster_view.latest(self.client, LATEST)
+        failed = counts.get("failed", 0)
+        if failed != self._failed_seen:
+            self._failures = cluster_view.failures(self.client, FAILURES)
+            self._failed_seen = failed
+        rss = {w["id"]: w["rss"] for w in workers}
+        parts = [
+            self._workers(workers),
+            self._futures(counts, latest),
+            self._actors(st["actors"], rss),
+            self._store(objects),
+        ]
+        futures = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no futures"
+        text = (
+            f"jupyter_futures cluster {st.get('cluster', '')}: {len(workers)} workers; {futures}; "
+            f"{len(st['actors'])} actors; {objects['count']} objects, {h.nbytes(objects['bytes'])}"
+        )
+        return "".join(parts), text
+
+    def _workers(self, workers: list[dict[str, Any]]) -> str:
+        rows = []
+        for w in workers:
+            cpu = w["cpu_percent"]
+            used, cap = w["store_used"], w["store_capacity"]
+            running = [_task_name(self.client, t) for t in w["running"][:3]]
+            more = len(w["running"]) - len(running)
+            rows.append(
+                [
+                    f"{h.dot('running' if w['running'] else ('done' if w['alive'] else 'pending'))}{w['id']}",
+                    h.bar(cpu / 100, width="6em", label=f"{cpu:.0f}%"),
+                    h.nbytes(w["rss"]),
+                    h.bar(
+                        used / cap if cap else 0,
+                        h.COLORS["done"],
+                        "6em",
+                        f"{h.nbytes(used)} / {h.nbytes(cap)}",
+                    ),
+                    h.esc(", ".join(running) + (f" +{more}" if more > 0 else "")) or h.dim("idle"),
+                    str(len(w["actors"])),
+                ]
+            )
+        return _section("Workers", h.table(["worker", "CPU", "RSS", "store", "running", "actors"], rows))
+
+    def _futures(self, counts: dict[str, int], latest: list[cluster_view.TaskView]) -> str:
+        total = sum(counts.values()) or 1
+        order = ["done", "running", "pending", "failed", "cancelled"]
+        bar = h.stacked_bar([(counts.get(s, 0) / total, h.COLORS[s]) for s in order])
+        legend = " ".join(f"{h.dot(s)}{s} {counts.get(s, 0):,}" for s in order if counts.get(s))
+        rows = [
+            [
+                f"{h.dot(v.state)}{h.esc(v.name)}",
+                h.dim(str(v.tid)),
+                v.state,
+                h.seconds(v.elapsed) if v.elapsed else "",
+            ]
+            for v in latest
+        ]
+        html = f"<div>{bar} {legend or h.dim('no futures')}</div>"
+        if rows:
+            html += h.table(["latest", "id", "state", "time"], rows)
+        if self._failures:
+            html += h.table(
+                ["failed", "error"],
+                [
+                    [
+                        h.esc(v.name),
+                        f'<code style="color: {h.COLORS["failed"]}">{h.esc(v.error[:200])}</code>',
+                    ]
+                    for v in self._failures
+                ],
+            )
+        return _section("Futures", html)
+
+    def _actors(self, actors: list[dict[str, Any]], rss: dict[int, int]) -> str:
+        if not actors:
+            return ""
+        rows = [
+            [
+                f"{h.dot({'alive': 'done', 'dead': 'failed'}.get(a['state'], 'pending'))}{h.esc(a['class'])}",
+                h.dim(str(a["id"])),
+                str(a["worker"] if a["worker"] is not None else "-"),
+                h.esc(a["state"]),
+                f"{a['calls_done']:,} done, {a['calls_queued']:,} queued",
+                h.nbytes(rss[a["worker"]]) if a["worker"] in rss else "",
+            ]
+            for a in actors
+        ]
+        return _section("Actors", h.table(["class", "id", "worker", "state", "calls", "worker RSS"], rows))
+
+    def _store(self, objects: dict[str, int]) -> str:
+        html = (
+            f"<div>{objects['count']:,} objects, {h.nbytes(objects['bytes'])} in shared memory"
+            + (f", {h.nbytes(objects['spilled'])} spilled to disk" if objects["spilled"] else "")
+            + "</div>"
+        )
+        held = holders(self.namespace)[:VARIABLES]
+        if held:
+            rows = [[f"<code>{h.esc(name)}</code>", f"{n:,}", h.nbytes(b)] for name, n, b in held]
+            html += h.table(["kernel variable", "futures", "bytes"], rows)
+        return _section("Object store", html)
+
+
+def holders(namespace: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """Kernel variables holding futures: ``(name, futures, bytes of their values)``, largest first."""
+    out = []
+    for name, value in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        found = _futures_in(value)
+        if found:
+            size = sum(f.outcome.nbytes for f in found if f.outcome is not None)
+            out.append((name, len(found), size))
+    out.sort(key=lambda r: (-r[2], -r[1], r[0]))
+    return out
+
+
+def _futures_in(value: Any) -> list[Future[Any]]:
+    if isinstance(value, Future):
+        return [value]
+    items: Any
+    if isinstance(value, (list, tuple)):
+        items = value
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        return []
+    if not items or not isinstance(items[0], Future):
+        return []
+    return [f for f in items[:SCAN_LIMIT] if isinstance(f, Future)]
+
+
+def _task_name(client: Any, tid: int) -> str:
+    view = cluster_view.task(client, tid)
+    return view.name if view is not None else str(tid)
+
+
+def _section(title: str, body: str) -> str:
+    if not body:
+        return ""
+    return (
+        f'<div style="margin-top: 6px"><div style="font-weight: 600; border-bottom: 1px solid {h.BORDER}; '
+        f'margin-bottom: 2px">{h.esc(title)}</div>{body}</div>'
+    )
+
+
+def _user_namespace() -> dict[str, Any]:
+    if "IPython" not in sys.modules:
+        return {}
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}

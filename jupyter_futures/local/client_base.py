@@ -1,0 +1,503 @@
+"""The client: what user code calls, in the kernel and inside tasks.
+
+``BaseClient`` turns calls into :class:`~jupyter_futures.local.protocol.TaskSpec` records and
+keeps this process's Futures (one per id, held weakly). Subclasses say how a spec reaches
+the scheduler: the kernel's ``Client`` calls the in-process scheduler directly; a worker's
+``WorkerClient`` (in ``worker.py``) sends it a message. Either way, results come back as
+``_on_resolved(tid, outcome)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cloudpickle
+
+from .. import errors
+from ..actors import ActorHandle
+from ..futures import Future
+from .functions import FunctionCache
+from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
+from .serialize import (
+    INLINE_LIMIT,
+    STORED_ARGS,
+    Packed,
+    collecting,
+    pack_args,
+    pack_value,
+    set_handle_factory,
+)
+from .store import ObjectStore, map_object, spill_dir_for
+from .worker.output import display_text
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LocalityRequirement:
+    """Run on ``worker``, beside the value of future ``future_id`` (from ``locality(f)``)."""
+
+    worker: int
+    future_id: int
+
+
+LocalityRequirement.__module__ = "jupyter_futures"
+
+
+def exception_from(outcome: Outcome) -> BaseException:
+    """The exception a caller sees for a failed outcome."""
+    cause: BaseException | None = None
+    if outcome.data is not None:
+        try:
+            cause = rebuild_exception(cloudpickle.loads(outcome.data))
+        except Exception:
+            cause = None
+    if outcome.error_type.startswith("jf:"):
+        klass = getattr(errors, outcome.error_type[3:], errors.JupyterFuturesError)
+        exc: BaseException
+        if issubclass(klass, errors.WorkerDiedException):
+            exc = klass(outcome.text, exitcode=outcome.code, worker=outcome.where)  # type: ignore[call-arg]
+        else:
+            exc = klass(outcome.text)
+        if cause is not None:
+            exc.__cause__ = cause
+        return exc
+    message = outcome.text.strip().splitlines()[-1] if outcome.text.strip() else outcome.error_type
+    where = f"worker {outcome.where}" if outcome.where is not None else ""
+    return errors.make_remote_exception(cause, outcome.error_type, message, outcome.text, where)
+
+
+def rebuild_exception(loaded: Any) -> BaseException | None:
+    """An exception shipped as ("exception", type, args, attributes) by a worker."""
+    if isinstance(loaded, BaseException):
+        return loaded
+    if not (isinstance(loaded, tuple) and len(loaded) == 4 and loaded[0] == "exception"):
+        return None
+    _, cls, args, attributes = loaded
+    exc: BaseException = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(attributes)
+    return exc
+
+
+class BaseClient:
+    """Submission, handles and reference counting, whatever the process."""
+
+    proc: int = DRIVER
+
+    def __init__(self, cluster_id: str, shm_dir: Path, store: ObjectStore) -> None:
+        self.cluster_id = cluster_id
+        self.shm_dir = shm_dir
+        self.spill_dir = spill_dir_for(cluster_id)
+        self.store = store
+        self.functions = FunctionCache(self.put_packed)
+        self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
+        # Unresolved futures are also held strongly, as an executor holds its futures, so a
+        # callback on a future nobody keeps still runs; the value is released once resolved.
+        self._pending: dict[int, Future[Any]] = {}
+        self._pins: dict[int, int] = {}
+        self._pins_lock = threading.RLock()  # RLock: a Future's __del__ may run inside
+        self._futures_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._id_base = self.proc << 40
+        self.output_handler: Callable[[int, str, str], None] = default_output
+        self.closed = False
+
+    # -- ids and handles ----------------------------------------------------------
+    def _new_id(self) -> int:
+        return self._id_base | next(self._ids)
+
+    def _new_future(self, tid: int, name: str) -> Future[Any]:
+        f: Future[Any] = Future(tid, self, name)
+        with self._futures_lock:
+            self._futures[tid] = f
+            self._pending[tid] = f
+        self._pin(tid)
+        return f
+
+    def handle(self, tid: int) -> Future[Any]:
+        """This process's Future for ``tid`` (made and registered if new)."""
+        with self._futures_lock:
+            f = self._futures.get(tid)
+            if f is not None:
+                return f
+            f = Future(tid, self)
+            self._futures[tid] = f
+            self._pending[tid] = f
+        if self._pin(tid):
+            self._acquire([tid])
+        return f
+
+    def _forget(self, tid: int) -> None:
+        """A Future of ours was garbage collected (called from ``Future.__del__``)."""
+        self._unpin(tid)
+
+    # -- pins: this process holds a value while a Future of it or a mapping of it lives --
+    def _pin(self, tid: int) -> bool:
+        """Count one more local reference; True if it is the first."""
+        with self._pins_lock:
+            n = self._pins.get(tid, 0)
+            self._pins[tid] = n + 1
+        return n == 0
+
+    def _unpin(self, tid: int) -> None:
+        with self._pins_lock:
+            n = self._pins.get(tid, 0) - 1
+            if n > 0:
+                self._pins[tid] = n
+                return
+            self._pins.pop(tid, None)
+        if not self.closed:
+            self._release_later(tid)
+
+    def pin_mapping(self, tid: int, mapping: object) -> bool:
+        """Keep ``tid`` allocated while ``mapping`` (an mmap) lives: a zero-copy array may
+        outlive its Future. True if that made this process a new holder."""
+        first = self._pin(tid)
+        weakref.finalize(mapping, self._unpin, tid)
+        return first
+
+    # -- resolution -------------------------------------------------------------
+    def _on_resolved(self, tid: int, outcome: Outcome) -> None:
+        f = self._futures.get(tid)
+        if f is None or f.done():
+            return
+        self._resolve_future(f, outcome)
+        if f.done():
+            with self._futures_lock:
+                self._pending.pop(tid, None)
+
+    def _resolve_future(self, f: Future[Any], outcome: Outcome) -> None:
+        tid = f.id
+        blob: memoryview | bytes | None = None
+        exc: BaseException | None = None
+        if outcome.status == "ok":
+            if outcome.segment is not None:
+                try:
+                    blob = self._map(tid, outcome)
+                except FileNotFoundError:
+                    self._copy_missing(tid)
+                    return
+            else:
+                blob = outcome.data
+        elif outcome.status == "error":
+            exc = exception_from(outcome)
+        f._resolve(outcome, blob, exc)
+
+    def _map(self, tid: int, outcome: Outcome) -> memoryview:
+        assert outcome.segment is not None
+        if outcome.segment in self.store:
+            view = self.store.view(outcome.segment)
+        else:
+            view = map_object(self.shm_dir, self.spill_dir, outcome.segment)
+        self.pin_mapping(tid, view.obj)
+        return view
+
+    def _abandon_unfinished(self) -> None:
+        """At shutdown: every future not yet settled fails with ClusterClosedError."""
+        with self._futures_lock:
+            unfinished = list(self._pending.values())
+            self._pending.clear()
+        for f in unfinished:
+            f._abandon(
+                errors.ClusterClosedError(
+                    f"the cluster was shut down before future {f.id} ({f.name or 'task'}) finished"
+                )
+            )
+
+    # -- the public operations --------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        min_cpu: float = 0,
+        min_ram: float = 0,
+        min_gpu: float = 0,
+        resources: dict[str, float] | None = None,
+        locality: LocalityRequirement | Future[Any] | None = None,
+        max_retries: int = 0,
+        allow_reconstruction: bool = True,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; returns a Future of its result."""
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        prepared = self._spec(
+            "task",
+            fn,
+            args,
+            kwargs,
+            requirements=_requirements(min_cpu, min_ram, min_gpu, resources),
+            locality=_locality(locality),
+            max_retries=_non_negative_int("max_retries", max_retries),
+            allow_reconstruction=bool(allow_reconstruction),
+            name=name or getattr(fn, "__name__", "task"),
+        )
+        return self._submit(prepared)
+
+    def put(self, obj: Any) -> Future[Any]:
+        """Store ``obj`` in shared memory now; returns a Future that is already done."""
+        self._check_open()
+        tid = self._new_id()
+        outcome = self._store_packed(tid, pack_value(obj))
+        f = self._new_future(tid, "put")
+        self._put(tid, outcome)
+        self._on_resolved(tid, outcome)
+        return f
+
+    def _store_packed(self, tid: int, packed: Packed) -> Outcome:
+        if packed.nbytes < INLINE_LIMIT:
+            return Outcome(
+                "ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained)
+            )
+        name = self.store.put(tid, packed)
+        return Outcome(
+            "ok",
+            segment=name,
+            nbytes=packed.nbytes,
+            contained=tuple(packed.contained),
+            where=self.proc,
+        )
+
+    def create_actor(
+        self,
+        cls: type,
+        *args: Any,
+        min_cpu: float = 0,
+        min_ram: float = 0,
+        min_gpu: float = 0,
+        resources: dict[str, float] | None = None,
+        max_restarts: int = 0,
+        **kwargs: Any,
+    ) -> Future[ActorHandle]:
+        """Start ``cls(*args, **kwargs)`` on a worker; a Future of its handle."""
+        if not isinstance(cls, type):
+            raise TypeError(f"create_actor() needs a class, got {type(cls).__name__}")
+        aid = self._new_id()
+        prepared = self._spec(
+            "actor",
+            cls,
+            args,
+            kwargs,
+            requirements=_requirements(min_cpu, min_ram, min_gpu, resources),
+            actor=aid,
+            max_restarts=_non_negative_int("max_restarts", max_restarts),
+            allow_reconstruction=False,
+            name=cls.__name__,
+        )
+        f = self._submit(prepared)
+        f.actor_id = aid  # type: ignore[attr-defined]
+        return f
+
+    def call_actor(
+        self, actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any
+    ) -> Future[Any]:
+        """Call ``actor.method(*args, **kwargs)``; a Future of the result."""
+        aid, cls_name = _actor_id(actor)
+        if not isinstance(method, str) or not method:
+            raise TypeError("the method must be named by a non-empty string")
+        prepared = self._spec(
+            "call",
+            None,
+            args,
+            kwargs,
+            actor=aid,
+            method=method,
+            allow_reconstruction=False,
+            name=f"{cls_name}.{method}",
+        )
+        return self._submit(prepared)
+
+    def kill_actor(self, actor: ActorHandle | Future[ActorHandle]) -> None:
+        """Stop the actor; its pending calls fail with ActorDiedError."""
+        self._check_open()
+        self._kill_actor(_actor_id(actor)[0])
+
+    def cancel(self, f: Future[Any]) -> bool:
+        if self.closed:
+            return False
+        return self._cancel(f.id)
+
+    def locality(self, f: Future[Any]) -> list[LocalityRequirement]:
+        """Where ``f``'s value lives now, as requirements to pass to ``submit(locality=)``."""
+        f.result()  # where it lives is only known once it exists
+        return [LocalityRequirement(w, f.id) for w in self._where(f.id)]
+
+    def _spec(
+        self,
+        kind: TaskKind,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        **fields: Any,
+    ) -> tuple[TaskSpec, Future[Any] | None]:
+        """The spec of a call, and the stored arguments' future to keep alive until it is sent."""
+        self._check_open()
+        tid = self._new_id()
+        fn_hash, fn_bytes = b"", None
+        if fn is not None:
+            shipped = self.functions.get(fn)
+            fn_hash, fn_bytes = shipped.fn_hash, shipped.fn_bytes
+            if shipped.stored is not None:  # too large for a message: stored once, an input
+                args = (shipped.stored, *args)
+        packed, deps = pack_args(args, kwargs)
+        stored = None
+        if packed.nbytes < INLINE_LIMIT:
+            blob = packed.to_bytes()
+        else:  # large arguments are stored once and passed by reference
+            stored = self.put_packed(packed)
+            with collecting("arg") as outer:
+                header = cloudpickle.dumps((STORED_ARGS, stored), protocol=5)
+            blob = Packed(header, [], []).to_bytes()
+            deps += outer
+        spec = TaskSpec(
+            tid=tid,
+            kind=kind,
+            fn_hash=fn_hash,
+            fn_bytes=fn_bytes,
+            args=blob,
+            deps=tuple(deps),
+            owner=self.proc,
+            **fields,
+        )
+        return spec, stored
+
+    def put_packed(self, packed: Packed) -> Future[Any]:
+        tid = self._new_id()
+        outcome = self._store_packed(tid, packed)
+        f = self._new_future(tid, "arguments")
+        self._put(tid, outcome)
+        self._on_resolved(tid, outcome)
+        return f
+
+    def _submit(self, prepared: tuple[TaskSpec, Future[Any] | None]) -> Future[Any]:
+        spec, _stored = prepared  # _stored stays referenced until the scheduler links it
+        f = self._new_future(spec.tid, spec.name)
+        try:
+            self._send_spec(spec)
+        except BaseException:
+            with self._futures_lock:
+                self._futures.pop(spec.tid, None)
+                self._pending.pop(spec.tid, None)
+            f._client = None  # type: ignore[assignment]  # nothing to release
+            raise
+        return f
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise errors.ClusterClosedError(
+                "this client was shut down; call jf.init() to start a new cluster"
+            )
+
+    # -- how each kind of process talks to the scheduler ------------------------
+    def _send_spec(self, spec: TaskSpec) -> None:
+        raise NotImplementedError
+
+    def _put(self, tid: int, outcome: Outcome) -> None:
+        raise NotImplementedError
+
+    def _acquire(self, tids: list[int]) -> None:
+        raise NotImplementedError
+
+    def _release_later(self, tid: int) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, tid: int) -> bool:
+        raise NotImplementedError
+
+    def _kill_actor(self, aid: int) -> None:
+        raise NotImplementedError
+
+    def _where(self, tid: int) -> list[int]:
+        raise NotImplementedError
+
+    def _copy_missing(self, tid: int) -> None:
+        raise NotImplementedError
+
+    def future_state(self, tid: int) -> str:
+        return "pending"
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a blocking wait; a task's client gives its slot back meanwhile."""
+        yield
+
+
+def default_output(tid: int, stream: str, text: str) -> None:
+    """Where remote prints go by default: this process's own stdout/stderr."""
+    if stream == DISPLAY_STREAM:  # rich output: its plain-text part
+        text = display_text(text)
+    target = sys.stderr if stream == "stderr" else sys.stdout
+    target.write(text)
+    target.flush()
+
+
+def _requirements(
+    min_cpu: float, min_ram: float, min_gpu: float, resources: dict[str, float] | None
+) -> Requirements:
+    values = {"min_cpu": min_cpu, "min_ram": min_ram, "min_gpu": min_gpu}
+    for label, value in list(values.items()) + [
+        (f"resources[{k!r}]", v) for k, v in (resources or {}).items()
+    ]:
+        if not isinstance(value, (int, float)) or value < 0 or value != value:
+            raise ValueError(f"{label} must be a non-negative number, got {value!r}")
+    custom = {str(k): float(v) for k, v in (resources or {}).items()}
+    for reserved in ("cpu", "ram", "gpu"):
+        if reserved in custom:
+            raise ValueError(f"use min_{reserved}= rather than resources={{{reserved!r}: ...}}")
+    return Requirements(cpu=float(min_cpu), ram=float(min_ram), gpu=float(min_gpu), custom=custom)
+
+
+def _locality(loc: LocalityRequirement | Future[Any] | None) -> tuple[int, int] | None:
+    if loc is None:
+        return None
+    if isinstance(loc, Future):
+        return (-1, loc.id)
+    if isinstance(loc, LocalityRequirement):
+        return (loc.worker, loc.future_id)
+    raise TypeError(f"locality= takes a LocalityRequirement from jf.locality(f), got {type(loc).__name__}")
+
+
+def _non_negative_int(label: str, value: int) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _actor_id(actor: ActorHandle | Future[ActorHandle]) -> tuple[int, str]:
+    if isinstance(actor, ActorHandle):
+        return actor.id, actor.class_name
+    if isinstance(actor, Future) and hasattr(actor, "actor_id"):
+        return actor.actor_id, actor.name
+    raise TypeError(f"expected an actor handle (from create_actor), got {type(actor).__name__}")
+
+
+# -- the current client --------------------------------------------------------------
+
+_current: list[BaseClient] = []
+
+
+def get_client() -> BaseClient:
+    """The client of this process: the kernel's (from ``init()``) or, inside a task, its worker's."""
+    if not _current:
+        raise errors.ClusterClosedError("no cluster is running: call jf.init() first")
+    return _current[0]
+
+
+def set_client(client: BaseClient | None) -> None:
+    _current[:] = [client] if client is not None else []
+    if client is not None:
+        set_handle_factory(client.handle)
+
+
+def current_client_or_none() -> BaseClient | None:
+    return _current[0] if _current else None

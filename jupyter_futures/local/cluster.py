@@ -1,0 +1,447 @@
+"""The embedded local cluster: worker processes and the I/O thread around the scheduler.
+
+::
+
+    user thread ── submit/cancel/put ──┐                    ┌── PUSH ──► worker 1 inbox
+                                       ▼                    │
+                          SchedulerState (under a lock) ────┼── PUSH ──► worker 2 inbox
+                                       ▲                    │
+    I/O thread ── poll(inbox, pidfds, wake pipe) ───────────┘
+       │  DONE/HEARTBEAT/SUBMIT...       worker exits (pidfd readable)   releases, ticks
+       └─► resolves the kernel's Futures (outside the lock, so callbacks may submit)
+
+The scheduler runs in whichever thread brings it an event (the user's for a submit, the
+I/O thread for a result), under one lock: a submitted task reaches its worker from the
+user's own thread, one hand-off fewer than a scheduler thread would cost. Messages to
+workers are sent under the same lock, so each worker sees them in the scheduler's order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zmq
+
+from ..core.scheduler import Instr, SchedulerState
+from . import protocol as P
+from .protocol import DRIVER, Codec, Outcome
+from .store import (
+    ClusterLock,
+    ObjectStore,
+    choose_shm_dir,
+    remove_owner_objects,
+    spill_dir_for,
+    sweep_dead_clusters,
+)
+from .transport import Inbox, Outbox, ipc_address, make_socket_dir
+
+log = logging.getLogger("jupyter_futures")
+
+TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
+MAX_EARLY_DEATHS = 8  # consecutive workers dying before hello: stop replacing them
+SHUTDOWN_WAIT = 10.0  # seconds the I/O thread waits for shutdown() to stop the workers
+
+
+class LocalCluster:
+    """Worker processes on this machine, and the scheduler that drives them."""
+
+    def __init__(
+        self,
+        n_workers: int,
+        capacity: dict[str, float],
+        store_capacity: int,
+        on_resolve: Callable[[int, Outcome], None],
+        on_output: Callable[[int, str, str], None],
+        heartbeat_interval: float = 0.5,
+        heartbeat_timeout: float = 10.0,
+        cancel_grace: float = 2.0,
+    ) -> None:
+        self.id = secrets.token_hex(5)
+        self._key = secrets.token_bytes(32)
+        self.codec = Codec(self._key)
+        self.capacity = capacity
+        self.store_capacity = store_capacity
+        self.heartbeat_interval = heartbeat_interval
+        self._on_resolve = on_resolve
+        self._on_output = on_output
+        self.shm_dir = choose_shm_dir(store_capacity * (n_workers + 1))
+        sweep_dead_clusters(self.shm_dir)
+        self._lock_file = ClusterLock(self.shm_dir, self.id)
+        self.sock_dir = make_socket_dir(self.id)
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.inbox = Inbox(self.ctx, ipc_address(self.sock_dir, "scheduler"), self.codec)
+        self.store = ObjectStore(self.id, "w0", self.shm_dir, store_capacity)
+        self.state = SchedulerState(heartbeat_timeout=heartbeat_timeout, cancel_grace=cancel_grace)
+        self.lock = threading.Lock()
+        self.outboxes: dict[int, Outbox] = {}
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._pidfds: dict[int, int] = {}
+        self._next_wid = 1
+        self._early_deaths = 0
+        self._releases: deque[int] = deque()
+        self._spawns: deque[int] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._woken = False
+        self.closing = False
+        self._fds_closed = False
+        self.sys_path = list(sys.path)
+        self.workers_changed = threading.Event()
+        self._workers_gone = threading.Event()
+        self._loop_stopped = threading.Event()
+        now = time.monotonic()
+        with self.lock:
+            for _ in range(n_workers):
+                wid = self._claim_wid()
+                self.state.add_worker(wid, capacity, now)
+                self._spawns.append(wid)
+        self._thread = threading.Thread(target=self._loop, name="jupyter-futures-io", daemon=True)
+        self._thread.start()
+
+    # -- calls from user threads ------------------------------------------------------
+    def call(self, event: Callable[..., list[Instr]], *args: Any) -> None:
+        """Run one scheduler event under the lock and carry out its instructions."""
+        with self.lock:
+            self._drain_releases()
+            instrs = event(*args)
+            resolves = self._execute(instrs)
+        self._deliver(resolves)
+
+    def query(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.lock:
+            return fn(*args)
+
+    def set_sys_path(self, entries: list[str]) -> None:
+        """The kernel's ``sys.path`` changed: tell every worker before anything else is sent.
+
+        Under the lock, so it reaches each worker ahead of the next task on the same pipe;
+        a worker started later gets it in its config."""
+        with self.lock:
+            self.sys_path = list(entries)
+            for box in self.outboxes.values():
+                box.send((P.SYS_PATH, self.sys_path))
+
+    def release_later(self, tid: int) -> None:
+        """From ``Future.__del__``: queue the release for the next event or tick.
+
+        No wake-up: a syscall per dropped future would cost more than the release is
+        worth, and the next submit, result or tick (every TICK s) drains the queue."""
+        self._releases.append(tid)
+
+    def _wake(self) -> None:
+        if not self._woken and not self._fds_closed:  # a closed fd's number may be reused
+            self._woken = True
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _drain_releases(self) -> None:
+        if self._releases:
+            tids = []
+            while self._releases:
+                tids.append(self._releases.popleft())
+            self._execute(self.state.release(DRIVER, tids))
+
+    # -- instructions -----------------------------------------------------------------
+    def _execute(self, instrs: list[Instr]) -> list[tuple[int, Outcome]]:
+        """Perform instructions (lock held); returns the kernel's resolves for later."""
+        resolves = []
+        for ins in instrs:
+            op = ins[0]
+            if op == "send":
+                box = self.outboxes.get(ins[1])
+                if box is not None:
+                    box.send(ins[2])
+            elif op == "resolve":
+                resolves.append((ins[2], ins[3]))
+            elif op == "kill":
+                self._kill(ins[1], ins[2])
+            elif op == "spawn":
+                self._replace(ins[1])
+            elif op == "free_local":
+                for name in ins[1]:
+                    self.store.free(name)
+        return resolves
+
+    def _deliver(self, resolves: list[tuple[int, Outcome]]) -> None:
+        for tid, outcome in resolves:
+            try:
+                self._on_resolve(tid, outcome)
+            except Exception:
+                log.exception("while resolving future %s", tid)
+
+    def _kill(self, wid: int, why: str) -> None:
+        proc = self.procs.get(wid)
+        if proc is not None and proc.poll() is None:
+            log.warning("killing worker %s: %s", wid, why)
+            proc.kill()
+
+    def _replace(self, dead: int) -> None:
+        if self.closing:
+            return
+        w = self.state.workers[dead]
+        if w.pid == 0:
+            self._early_deaths += 1
+        else:
+            self._early_deaths = 0
+        if self._early_deaths > MAX_EARLY_DEATHS:
+            log.error("workers keep dying before they start; not starting more")
+            return
+        wid = self._claim_wid()
+        self.state.add_worker(wid, w.capacity, time.monotonic())
+        self._spawns.append(wid)
+        self._wake()
+
+    def _claim_wid(self) -> int:
+        wid = self._next_wid
+        self._next_wid += 1
+        return wid
+
+    # -- processes --------------------------------------------------------------------
+    def _spawn(self, wid: int) -> None:
+        """Start worker ``wid``; runs on the I/O thread, which outlives every worker."""
+        config: dict[str, Any] = {
+            "wid": wid,
+            "cluster": self.id,
+            "key": self._key.hex(),
+            "scheduler": self.inbox.address,
+            "address": ipc_address(self.sock_dir, f"w{wid}"),
+            "shm_dir": str(self.shm_dir),
+            "store_capacity": self.store_capacity,
+            "slots": max(1, int(self.capacity.get("cpu", 1))),
+            "heartbeat": self.heartbeat_interval,
+            "parent": os.getpid(),
+            # Workers import what the kernel can: its sys.path (and, through "", its
+            # working directory) at their start, and every later change (set_sys_path).
+            "sys_path": self.sys_path,
+        }
+        env = dict(
+            os.environ,
+            JF_WORKER="1",
+            PYTHONUNBUFFERED="1",
+            # plt.show() in a task displays in the submitting cell (not the kernel's backend)
+            MPLBACKEND="module://jupyter_futures.local.worker.mpl_backend",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_futures.local.worker"],
+            stdin=subprocess.PIPE,
+            env=env,
+            cwd=os.getcwd(),
+            close_fds=True,
+            # Not in the kernel's process group: signals meant for the kernel (ipykernel's
+            # interrupt and shutdown signal the group) must not reach workers. They still
+            # die with the kernel through PR_SET_PDEATHSIG.
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(config).encode())  # the key never touches argv or environ
+        proc.stdin.close()
+        self.procs[wid] = proc
+        box = Outbox(self.ctx, config["address"], self.codec)
+        with self.lock:
+            self.outboxes[wid] = box
+            if self.sys_path is not config["sys_path"]:  # it changed while this one started
+                box.send((P.SYS_PATH, self.sys_path))
+        try:
+            self._pidfds[wid] = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):  # pragma: no cover - kernels before 5.3
+            pass
+
+    def _reap(self, wid: int) -> None:
+        proc = self.procs.pop(wid)
+        code = proc.wait()
+        fd = self._pidfds.pop(wid, None)
+        if fd is not None:
+            os.close(fd)
+        with self.lock:
+            box = self.outboxes.pop(wid, None)
+            if box is not None:
+                box.close()
+            resolves = self._execute(self.state.worker_died(wid, code, time.monotonic()))
+        remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
+        self.workers_changed.set()
+        self._deliver(resolves)
+
+    # -- the I/O thread ---------------------------------------------------------------
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.inbox.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        registered: set[int] = set()
+        next_tick = time.monotonic() + TICK
+        while not self.closing:
+            while self._spawns:
+                self._spawn(self._spawns.popleft())
+            for fd in set(self._pidfds.values()) - registered:
+                poller.register(fd, zmq.POLLIN)
+                registered.add(fd)
+            timeout = max(0.0, next_tick - time.monotonic())
+            events = dict(poller.poll(int(timeout * 1000)))
+            if self.closing:
+                break
+            if self._wake_r in events:
+                os.read(self._wake_r, 4096)
+                self._woken = False
+            if self.inbox.sock in events:
+                self._handle(self.inbox.drain())
+            for wid, fd in list(self._pidfds.items()):
+                if fd in events:
+                    poller.unregister(fd)
+                    registered.discard(fd)
+                    self._reap(wid)
+            if not self._pidfds:
+                for wid, proc in list(self.procs.items()):
+                    if proc.poll() is not None:
+                        self._reap(wid)
+            now = time.monotonic()
+            if self._releases:
+                self.call(lambda: [])
+            if now >= next_tick:
+                next_tick = now + TICK
+                self.call(self.state.tick, now)
+        # Stay alive (the workers' parent-death anchor) until shutdown has stopped them.
+        self._loop_stopped.set()
+        self._workers_gone.wait(SHUTDOWN_WAIT)
+
+    def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
+        now = time.monotonic()
+        resolves: list[tuple[int, Outcome]] = []
+        outputs: list[tuple[Any, ...]] = []
+        with self.lock:
+            self._drain_releases()
+            for msg in msgs:
+                try:
+                    resolves += self._handle_one(msg, now, outputs)
+                except Exception:
+                    log.exception("while handling %s", P.KIND_NAMES.get(msg[0], msg[0]))
+        for _, _wid, tid, stream, text in outputs:
+            try:
+                self._on_output(tid, stream, text)
+            except Exception:
+                log.exception("output handler failed")
+        self._deliver(resolves)
+
+    def _handle_one(
+        self, msg: tuple[Any, ...], now: float, outputs: list[tuple[Any, ...]]
+    ) -> list[tuple[int, Outcome]]:
+        st = self.state
+        resolves: list[tuple[int, Outcome]] = []
+        kind = msg[0]
+        if kind == P.DONE:
+            resolves += self._execute(st.done(msg[1], msg[2], now))
+        elif kind == P.HEARTBEAT:
+            st.heartbeat(msg[1], msg[2], now)
+        elif kind == P.OUTPUT:
+            outputs.append(msg)
+        elif kind == P.HELLO:
+            resolves += self._execute(st.worker_ready(msg[1], msg[2], now))
+            self.workers_changed.set()
+        elif kind == P.SUBMIT:
+            resolves += self._execute(st.submit(msg[2], msg[1], now))
+        elif kind == P.ACQUIRE:
+            resolves += self._execute(st.acquire(msg[1], msg[2]))
+        elif kind == P.RELEASE:
+            resolves += self._execute(st.release(msg[1], msg[2]))
+        elif kind == P.BLOCKED:
+            resolves += self._execute(st.blocked(msg[1], msg[2]))
+        elif kind == P.UNBLOCKED:
+            st.unblocked(msg[1], msg[2])
+        elif kind == P.CANCEL:
+            resolves += self._execute(st.cancel(msg[2], now)[1])
+        elif kind == P.KILL_ACTOR:
+            resolves += self._execute(st.kill_actor(msg[2]))
+        elif kind == P.PUT:
+            resolves += self._execute(st.put(msg[2], msg[3], msg[1], now))
+        elif kind == P.MISSING:
+            resolves += self._execute(st.copy_missing(msg[2]))
+        else:
+            log.warning("unexpected message kind %s", P.KIND_NAMES.get(kind, kind))
+        return resolves
+
+    # -- shutdown ---------------------------------------------------------------------
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Stop every worker and remove every socket, segment and directory."""
+        if self.closing:
+            return
+        with self.lock:
+            self.closing = True
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._loop_stopped.wait(timeout)  # no spawn or reap is under way after this
+        with self.lock:
+            for box in self.outboxes.values():
+                box.send((P.SHUTDOWN,))
+        deadline = time.monotonic() + timeout * 0.8
+        fds = [fd for fd in self._pidfds.values()]
+        while fds and time.monotonic() < deadline:
+            ready, _, _ = select.select(fds, [], [], max(0.0, deadline - time.monotonic()))
+            fds = [fd for fd in fds if fd not in ready]
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a D-state process
+                log.error("worker pid %s did not exit", proc.pid)
+        # Only now may the I/O thread end: Linux signals the workers when the thread that
+        # started them ends, and a worker must not mistake that for the kernel's death.
+        self._workers_gone.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        with self.lock:
+            for box in self.outboxes.values():
+                box.close()
+            self.outboxes.clear()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            # It still polls these: closing them under it could make it poll (or us later
+            # write to) a number the kernel has reused for one of its own sockets.
+            log.error("the I/O thread did not stop; leaving its descriptors open")
+        else:
+            self._fds_closed = True
+            for fd in (*self._pidfds.values(), self._wake_r, self._wake_w):
+                os.close(fd)
+            self._pidfds.clear()
+            self.inbox.close()
+            self.ctx.term()
+        self.store.close()
+        for wid in [*list(self.procs), 0]:
+            remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
+        sweep_socket_dir(self.sock_dir)
+        shutil.rmtree(spill_dir_for(self.id), ignore_errors=True)
+        self._lock_file.release()
+        sweep_dead_clusters(self.shm_dir)
+        self.procs.clear()
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values() if p.poll() is None]
+
+    def process_tree(self) -> list[psutil.Process]:
+        out = []
+        for pid in self.pids():
+            try:
+                out.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+
+def sweep_socket_dir(path: Path) -> None:
+    for name in os.listdir(path):
+        (path / name).unlink(missing_ok=True)
+    path.rmdir()

@@ -1,0 +1,89 @@
+"""The client inside a worker, so that tasks and actors can submit and wait themselves.
+
+It speaks to the scheduler by message over the worker's outbox; results for the futures
+it holds come back as RESOLVED messages to the worker's inbox. While a task waits, the
+scheduler and the worker's runners are told, so its slot goes to other work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from .. import protocol as P
+from ..client_base import BaseClient
+from ..protocol import Outcome, TaskSpec
+
+if TYPE_CHECKING:
+    from .process import Worker
+
+
+class WorkerClient(BaseClient):
+    def __init__(self, worker: Worker) -> None:
+        self.proc = worker.wid
+        super().__init__(worker.cluster, worker.shm_dir, worker.store)
+        self._worker = worker
+        self._outbox = worker.outbox
+        self.releases: deque[int] = deque()
+
+    def _send_spec(self, spec: TaskSpec) -> None:
+        self._outbox.send((P.SUBMIT, self.proc, spec))
+
+    def _put(self, tid: int, outcome: Outcome) -> None:
+        self._outbox.send((P.PUT, self.proc, tid, outcome))
+
+    def _acquire(self, tids: list[int]) -> None:
+        self._outbox.send((P.ACQUIRE, self.proc, tids))
+
+    def _release_later(self, tid: int) -> None:
+        # Called from __del__, maybe while this thread holds the outbox lock: queue it,
+        # and let the I/O thread send it.
+        self.releases.append(tid)
+        self._worker.wake()
+
+    def send_releases(self) -> None:
+        tids = []
+        while self.releases:
+            tids.append(self.releases.popleft())
+        if tids:
+            self._outbox.send((P.RELEASE, self.proc, tids))
+
+    def _cancel(self, tid: int) -> bool:
+        self._outbox.send((P.CANCEL, self.proc, tid))
+        f = self._futures.get(tid)
+        if f is not None:
+            with f._condition:
+                f._condition.wait_for(f.done, 1.0)
+            return f.cancelled()
+        return False
+
+    def _kill_actor(self, aid: int) -> None:
+        self._outbox.send((P.KILL_ACTOR, self.proc, aid))
+
+    def _where(self, tid: int) -> list[int]:
+        f = self._futures.get(tid)
+        if f is None or f.outcome is None or f.outcome.where in (None, P.DRIVER):
+            return []
+        return [f.outcome.where]
+
+    def _copy_missing(self, tid: int) -> None:
+        self._outbox.send((P.MISSING, self.proc, tid))
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        runners = self._worker.runners
+        tid = runners.current_task()
+        if tid is None or not getattr(runners.tls, "runner", False) or getattr(runners.tls, "lent", False):
+            yield
+            return
+        runners.tls.lent = True
+        runners.lend_slot()
+        self._outbox.send((P.BLOCKED, self.proc, tid))
+        try:
+            yield
+        finally:
+            self._outbox.send((P.UNBLOCKED, self.proc, tid))
+            runners.take_slot_back()
+            runners.tls.lent = False

@@ -1,0 +1,324 @@
+"""A worker process: ``python -m jupyter_futures.local.worker``, started by the kernel.
+
+::
+
+    stdin (config + key, once) ─► Worker
+      I/O thread:  inbox (PULL) ─► RUN → runners   CREATE_ACTOR/ACTOR_CALL → actor threads
+                                   CANCEL, KILL_ACTOR, FREE, RESOLVED, SHUTDOWN
+      main thread: runner (tasks)                         ─► outbox (PUSH) ─► scheduler
+      heartbeat:   RSS, CPU, store use every interval; exits if the kernel is gone
+
+The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
+``PR_SET_PDEATHSIG``) for SIGTERM when the kernel dies, even by SIGKILL; the SIGTERM
+handler removes its shared-memory objects and exits. The heartbeat thread checks the
+parent too, as a second line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zmq
+
+from .. import protocol as P
+from ..client_base import set_client
+from ..protocol import Codec, Outcome, WorkerStats
+from ..serialize import INLINE_LIMIT, pack_value, unpack
+from ..store import ObjectStore, map_object, spill_dir_for, sweep_dead_clusters
+from ..transport import Inbox, Outbox
+from .actors import ActorHost
+from .client import WorkerClient
+from .output import TaskOutput
+from .tasks import ObjectLost, Runners
+
+log = logging.getLogger("jupyter_futures.local.worker")
+KERNEL_EXIT_WAIT = 2.0  # seconds a worker waits for a dying kernel to be gone
+BATCH_MAX = 64
+BATCH_AGE = 0.002
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.wid: int = config["wid"]
+        self.cluster: str = config["cluster"]
+        self.parent: int = config["parent"]
+        self.shm_dir = Path(config["shm_dir"])
+        self.spill_dir = spill_dir_for(self.cluster)
+        self.heartbeat_interval: float = config["heartbeat"]
+        self.codec = Codec(bytes.fromhex(config["key"]))
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.inbox = Inbox(self.ctx, config["address"], self.codec)
+        self.outbox = Outbox(self.ctx, config["scheduler"], self.codec)
+        self.store = ObjectStore(self.cluster, f"w{self.wid}", self.shm_dir, config["store_capacity"])
+        self.functions: dict[bytes, Any] = {}  # loaded, by the hash of their pickle
+        self._function_bytes: dict[bytes, bytes] = {}  # received, loaded on first use
+        self._functions_lock = threading.Lock()
+        self.actors: dict[int, ActorHost] = {}
+        self.runners = Runners(self, config["slots"])
+        self.output = TaskOutput(self._send_output, self.runners.current_task)
+        self.client = WorkerClient(self)
+        self._batch: list[tuple[int, int, Outcome]] = []
+        self._keep: list[Any] = []
+        self._batch_started = 0.0
+        self._batch_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._exiting = False
+        self._exit_lock = threading.RLock()
+        self._process = psutil.Process()
+        self._process.cpu_percent()
+
+    # -- lifecycle ---------------------------------------------------------------
+    def run(self) -> None:
+        set_client(self.client)
+        self.output.install()
+        threading.Thread(target=self._io_loop, name="jf-io", daemon=True).start()
+        threading.Thread(target=self._heartbeat_loop, name="jf-heartbeat", daemon=True).start()
+        self.outbox.send((P.HELLO, self.wid, os.getpid()))
+        self.runners.loop()  # the main thread runs tasks until shutdown
+        self.exit(0)
+
+    def exit(self, code: int, kernel_dying: bool = False) -> None:
+        """Remove this worker's objects and leave (threads are daemons).
+
+        The first caller cleans up; a second one (the SIGTERM of the kernel's death and the
+        heartbeat's parent check can both come) waits for it. If the kernel is gone, its
+        own objects, lock and directories are swept too: no other process will.
+
+        ``kernel_dying``: the SIGTERM Linux sends when the kernel's thread that started us
+        ends, which can be before the rest of the kernel has exited and dropped its lock;
+        wait for that (a bounded wait) so the sweep sees the cluster dead."""
+        with self._exit_lock:
+            if not self._exiting:
+                self._exiting = True
+                with contextlib.suppress(Exception):
+                    self.store.close()
+                deadline = time.monotonic() + (KERNEL_EXIT_WAIT if kernel_dying else 0.0)
+                while parent_alive(self.parent) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not parent_alive(self.parent):
+                    with contextlib.suppress(Exception):
+                        for _ in range(int(KERNEL_EXIT_WAIT / 0.02)):
+                            if self.cluster in sweep_dead_clusters(self.shm_dir):
+                                break
+                            time.sleep(0.02)  # its lock is not released yet
+            os._exit(code)
+
+    @property
+    def is_exiting(self) -> bool:
+        return self._exiting
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- messages from the scheduler ---------------------------------------------
+    def _io_loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.inbox.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if self._wake_r in events:
+                os.read(self._wake_r, 4096)
+                self.client.send_releases()
+            if self.inbox.sock in events:
+                for msg in self.inbox.drain():
+                    try:
+                        self._handle(msg)
+                    except Exception:
+                        log.exception("worker %s: while handling %s", self.wid, P.KIND_NAMES.get(msg[0]))
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind in (P.RUN, P.CREATE_ACTOR, P.ACTOR_CALL):
+            # Functions are kept as they arrive, in the scheduler's order, whatever becomes
+            # of the task that carried them (cancelled before it ran, say): the scheduler
+            # sends each function once and counts it as held from then on.
+            for task in msg[1] if kind == P.RUN else [msg[1]]:
+                if task.fn_bytes is not None:
+                    self._function_bytes.setdefault(task.fn_hash, task.fn_bytes)
+        if kind == P.RUN:
+            self.runners.submit(msg[1])
+        elif kind == P.ACTOR_CALL:
+            host = self.actors.get(msg[1].actor)
+            if host is not None:
+                host.call(msg[1])
+        elif kind == P.CREATE_ACTOR:
+            self.actors[msg[1].actor] = ActorHost(self, msg[1])
+        elif kind == P.RESOLVED:
+            for tid, outcome in msg[1]:
+                self.client._on_resolved(tid, outcome)
+        elif kind == P.FREE:
+            for name in msg[1]:
+                self.store.free(name)
+        elif kind == P.CANCEL:
+            if not self.runners.cancel(msg[1]):
+                for host in self.actors.values():
+                    host.cancel(msg[1])
+        elif kind == P.KILL_ACTOR:
+            host = self.actors.pop(msg[1], None)
+            if host is not None:
+                host.kill()
+        elif kind == P.SYS_PATH:
+            use_sys_path(msg[1])
+        elif kind == P.SHUTDOWN:
+            self.exit(0)
+
+    # -- what tasks need -----------------------------------------------------------
+    def function(self, fn_hash: bytes) -> Any:
+        """The function named by ``fn_hash``, unpickled on first use (a failure, such as a
+        module this worker cannot import, is the task's error; a later task tries again)."""
+        fn = self.functions.get(fn_hash)
+        if fn is None:
+            with self._functions_lock:
+                fn = self.functions.get(fn_hash)
+                if fn is None:
+                    fn = self.functions[fn_hash] = unpack(self._function_bytes[fn_hash], what="a function")
+                    del self._function_bytes[fn_hash]
+        return fn
+
+    def input_value(self, inputs: dict[int, Outcome], tid: int) -> Any:
+        outcome = inputs.get(tid)
+        if outcome is None:
+            raise ObjectLost(f"input future {tid} was not available")
+        if outcome.segment is None:
+            assert outcome.data is not None
+            return unpack(outcome.data, what=f"input future {tid}")
+        try:
+            if outcome.segment in self.store:
+                blob = self.store.view(outcome.segment)
+            else:
+                blob = map_object(self.shm_dir, self.spill_dir, outcome.segment, populate=True)
+        except FileNotFoundError:
+            raise ObjectLost(f"the copy of input future {tid} is gone (its worker died)") from None
+        mapped = getattr(self.runners.tls, "mapped", None)
+        if mapped is not None:
+            mapped.append((tid, weakref.ref(blob.obj)))
+        return unpack(blob, what=f"input future {tid}")
+
+    def keep_mapped_inputs(self) -> None:
+        """After a task or call: inputs whose mapping it kept (in an actor's state, say)
+        stay allocated, held by this worker, until the mapping goes."""
+        mapped = getattr(self.runners.tls, "mapped", None)
+        if not mapped:
+            self.runners.tls.mapped = []
+            return
+        acquire = []
+        for tid, ref in mapped:
+            mapping = ref()
+            if mapping is not None and self.client.pin_mapping(tid, mapping):
+                acquire.append(tid)
+        if acquire:  # sent before the result, on the same ordered pipe
+            self.outbox.send((P.ACQUIRE, self.wid, acquire))
+        self.runners.tls.mapped = []
+
+    def pack_result(self, tid: int, value: Any) -> Outcome:
+        packed = pack_value(value)
+        contained = tuple(packed.contained)
+        if packed.nbytes < INLINE_LIMIT:
+            return Outcome(status="ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=contained)
+        name = self.store.put(tid, packed)
+        return Outcome(status="ok", segment=name, nbytes=packed.nbytes, contained=contained)
+
+    # -- results and output ----------------------------------------------------------
+    def report_done(self, tid: int, attempt: int, outcome: Outcome, more: bool, keep: Any = None) -> None:
+        """Send a result, batching while more short tasks are queued behind it.
+
+        ``keep`` (the value itself) stays referenced until the result is sent: futures
+        inside it must not be released before the scheduler learns they are contained.
+        """
+        with self._batch_lock:
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.append((tid, attempt, outcome))
+            self._keep.append(keep)
+            if more and len(self._batch) < BATCH_MAX and time.monotonic() - self._batch_started < BATCH_AGE:
+                return
+            batch, self._batch = self._batch, []
+            self.outbox.send((P.DONE, self.wid, batch))
+            self._keep.clear()
+
+    def flush_done_if_stale(self) -> None:
+        if self._batch and time.monotonic() - self._batch_started >= BATCH_AGE:
+            with self._batch_lock:
+                batch, self._batch = self._batch, []
+                if batch:
+                    self.outbox.send((P.DONE, self.wid, batch))
+                self._keep.clear()
+
+    def _send_output(self, tid: int, stream: str, text: str) -> None:
+        self.outbox.send((P.OUTPUT, self.wid, tid, stream, text))
+
+    # -- heartbeats ------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.heartbeat_interval):
+            if not parent_alive(self.parent):
+                self.exit(1)
+            self.flush_done_if_stale()
+            self.outbox.send((P.HEARTBEAT, self.wid, self.stats()))
+
+    def stats(self) -> WorkerStats:
+        try:
+            rss = self._process.memory_info().rss
+            cpu = self._process.cpu_percent()
+        except psutil.Error:
+            rss, cpu = 0, 0.0
+        store = self.store
+        return {
+            "pid": os.getpid(),
+            "rss": rss,
+            "cpu_percent": cpu,
+            "store_used": store.used,
+            "store_capacity": store.capacity,
+            "spilled": store.spilled,
+            "objects": store.objects,
+            "running": sorted(self.runners.threads_of),
+        }
+
+
+def use_sys_path(entries: list[str]) -> None:
+    """Import from where the kernel imports: its entries first, in its order, then this
+    interpreter's own that it lacks."""
+    own = [p for p in sys.path if p not in entries]
+    sys.path[:] = [*entries, *own]
+    importlib.invalidate_caches()
+
+
+def parent_alive(parent: int) -> bool:
+    return os.getppid() == parent
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to send SIGTERM when the kernel process dies, SIGKILL included."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+
+def main() -> None:
+    config = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    _die_with_parent(config["parent"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
+    use_sys_path(config["sys_path"])
+    worker = Worker(config)
+    # Ignored once exiting, so the signal cannot cut short the cleanup it asked for.
+    signal.signal(signal.SIGTERM, lambda *_: None if worker.is_exiting else worker.exit(0, kernel_dying=True))
+    worker.run()

@@ -1,0 +1,584 @@
+"""The scheduler state machine, driven event by event: workers are 1, 2, ..., the kernel 0."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from jupyter_futures.core.placement import prefetch_depth
+from jupyter_futures.core.scheduler import SchedulerState
+from jupyter_futures.errors import UnsatisfiableRequirementError
+from jupyter_futures.local import protocol as P
+from jupyter_futures.local.protocol import DRIVER, Outcome, Requirements, TaskMsg, TaskSpec
+
+CPU1 = {"cpu": 1.0}
+UPSTREAM = "jf:UpstreamDependencyFailedException"
+ACTOR_DIED = "jf:ActorDiedError"
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def task(tid: int, *deps: int, fn: bytes = b"f", **fields: Any) -> TaskSpec:
+    return TaskSpec(tid=tid, kind="task", fn_hash=fn, fn_bytes=b"code:" + fn, args=b"", deps=deps, **fields)
+
+
+def actor(tid: int, aid: int, **fields: Any) -> TaskSpec:
+    return TaskSpec(
+        tid=tid,
+        kind="actor",
+        fn_hash=b"cls",
+        fn_bytes=b"code:cls",
+        actor=aid,
+        name="Counter",
+        allow_reconstruction=False,
+        **fields,
+    )
+
+
+def call(tid: int, aid: int, *deps: int) -> TaskSpec:
+    return TaskSpec(tid=tid, kind="call", actor=aid, method="incr", deps=deps, allow_reconstruction=False)
+
+
+def cluster(*caps: dict[str, float], **options: Any) -> SchedulerState:
+    """A scheduler with one ready worker per capacity (two one-CPU workers by default)."""
+    s = SchedulerState(**options)
+    for wid, cap in enumerate(caps or (CPU1, CPU1), start=1):
+        s.add_worker(wid, cap, 0.0)
+        assert s.worker_ready(wid, 1000 + wid, 0.0) == []
+    return s
+
+
+def sent(instrs: list[Any], kind: int) -> list[tuple[int, Any]]:
+    """(process, payload) of every message of ``kind``, in order."""
+    return [(i[1], i[2][1]) for i in instrs if i[0] == "send" and i[2][0] == kind]
+
+
+def runs(instrs: list[Any]) -> dict[int, tuple[int, TaskMsg]]:
+    """tid -> (worker, TaskMsg) of every task sent in a RUN."""
+    return {m.tid: (wid, m) for wid, msgs in sent(instrs, P.RUN) for m in msgs}
+
+
+def resolved(instrs: list[Any]) -> dict[int, Outcome]:
+    return {i[2]: i[3] for i in instrs if i[0] == "resolve" and i[1] == DRIVER}
+
+
+def ok(segment: str | None = None, duration: float = 0.0) -> Outcome:
+    if segment is None:
+        return Outcome(status="ok", data=b"value", nbytes=5, duration=duration)
+    return Outcome(status="ok", segment=segment, nbytes=1000, duration=duration)
+
+
+def error(text: str = "boom") -> Outcome:
+    return Outcome(status="error", data=b"pickled exception", text=text, error_type="ValueError")
+
+
+def finish(
+    s: SchedulerState, run: tuple[int, TaskMsg], outcome: Outcome | None = None, now: float = 1.0
+) -> list[Any]:
+    """The worker of ``run`` reports its result (``ok()`` by default), made there."""
+    wid, msg = run
+    outcome = dataclasses.replace(outcome or ok(), where=wid)
+    return s.done(wid, [(msg.tid, msg.attempt, outcome)], now)
+
+
+# -- submission and dependencies -------------------------------------------------------
+
+
+def test_function_bytes_go_to_each_worker_once():
+    s = cluster({"cpu": 2.0}, CPU1)
+    first = runs(s.submit(task(1), DRIVER, 0.0))
+    second = runs(s.submit(task(2), DRIVER, 0.0))
+    third = runs(s.submit(task(3), DRIVER, 0.0))
+    assert first[1][0] == 1 and first[1][1].fn_bytes == b"code:f"
+    assert second[2][0] == 2 and second[2][1].fn_bytes == b"code:f"  # new worker: gets the bytes
+    assert third[3][0] == 1 and third[3][1].fn_bytes is None  # worker 1 has it already
+    assert third[3][1].fn_hash == b"f"
+
+
+def test_task_waits_for_inputs_and_receives_their_outcomes():
+    s = cluster({"cpu": 2.0})
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    assert runs(s.submit(task(3, 1, 2), DRIVER, 0.0)) == {}
+    assert s.future_state(3) == "pending"
+    out = finish(s, r1[1], ok(segment="seg1"))
+    assert resolved(out)[1].segment == "seg1"
+    assert 3 not in runs(out)
+    out = finish(s, r2[2])
+    msg = runs(out)[3][1]
+    assert set(msg.inputs) == {1, 2}
+    assert msg.inputs[1].segment == "seg1" and msg.inputs[1].where == 1
+    assert msg.inputs[2].data == b"value"
+
+
+def test_failed_input_fails_dependents_transitively():
+    s = cluster()
+    r1 = runs(s.submit(task(1, name="load"), DRIVER, 0.0))
+    s.submit(task(2, 1), DRIVER, 0.0)
+    s.submit(task(3, 2), DRIVER, 0.0)
+    out = finish(s, r1[1], error("disk on fire"))
+    res = resolved(out)
+    assert res[1].error_type == "ValueError"
+    assert res[2].error_type == UPSTREAM and "input future 1 (load)" in res[2].text
+    assert "disk on fire" in res[2].text
+    assert res[3].error_type == UPSTREAM
+    assert runs(out) == {}
+    late = s.submit(task(4, 3), DRIVER, 1.0)  # submitted after its input failed
+    assert resolved(late)[4].error_type == UPSTREAM
+
+
+# -- requirements ------------------------------------------------------------------------
+
+
+def test_impossible_requirement_raises_naming_the_largest_worker():
+    s = cluster({"cpu": 4.0, "gpu": 1.0}, {"cpu": 2.0})
+    with pytest.raises(UnsatisfiableRequirementError, match="gpu=2") as info:
+        s.check_requirements({"cpu": 1.0, "gpu": 2.0})
+    assert "cpu=4, gpu=1" in str(info.value)
+    with pytest.raises(UnsatisfiableRequirementError, match="cpu=4, gpu=1"):
+        s.submit(task(1, requirements=Requirements(cpu=8)), DRIVER, 0.0)
+    assert 1 not in s.tasks and s.snapshot()["futures"] == {}
+
+
+def test_unsatisfiable_message_does_not_describe_a_worker_that_does_not_exist():
+    # No single worker has both 8 CPUs and a GPU; the message must not say one does.
+    s = cluster({"cpu": 8.0}, {"cpu": 1.0, "gpu": 1.0})
+    with pytest.raises(UnsatisfiableRequirementError) as info:
+        s.submit(task(1, requirements=Requirements(cpu=8, gpu=1)), DRIVER, 0.0)
+    assert "offers cpu=8, gpu=1" not in str(info.value)
+
+
+def test_impossible_requirement_from_a_worker_fails_the_future():
+    s = cluster()
+    out = s.submit(task(1, requirements=Requirements(gpu=1), owner=1), 1, 0.0)
+    [(proc, items)] = sent(out, P.RESOLVED)
+    assert proc == 1 and items[0][0] == 1
+    assert items[0][1].error_type == "jf:UnsatisfiableRequirementError"
+    assert "gpu=1" in items[0][1].text
+    assert s.future_state(1) == "failed"
+
+
+def test_custom_resource_sends_task_to_the_worker_that_has_it():
+    s = cluster(CPU1, {"cpu": 1.0, "licence": 1.0})
+    r = runs(s.submit(task(1, requirements=Requirements(custom={"licence": 1.0})), DRIVER, 0.0))
+    assert r[1][0] == 2
+
+
+def test_gpu_is_reserved_until_its_task_finishes():
+    s = cluster({"cpu": 4.0, "gpu": 1.0})
+    r1 = runs(s.submit(task(1, requirements=Requirements(gpu=1)), DRIVER, 0.0))
+    assert r1[1][0] == 1
+    assert runs(s.submit(task(2, requirements=Requirements(gpu=1)), DRIVER, 0.0)) == {}
+    assert 3 in runs(s.submit(task(3), DRIVER, 0.0))  # CPUs are still free
+    assert runs(finish(s, r1[1]))[2][0] == 1
+
+
+# -- retries -----------------------------------------------------------------------------
+
+
+def test_retry_goes_to_the_other_worker_then_fails_with_the_last_error():
+    s = cluster()
+    first = runs(s.submit(task(1, max_retries=1), DRIVER, 0.0))[1]
+    out = finish(s, first, error("first"))
+    assert resolved(out) == {}
+    second = runs(out)[1]
+    assert second[0] != first[0] and second[1].attempt == first[1].attempt + 1
+    out = finish(s, second, error("second"))
+    assert resolved(out)[1].text == "second"
+    assert s.future_state(1) == "failed"
+
+
+def test_result_of_a_superseded_attempt_is_ignored_and_its_copy_freed():
+    s = cluster()
+    first = runs(s.submit(task(1, max_retries=1), DRIVER, 0.0))[1]
+    second = runs(finish(s, first, error()))[1]
+    late = s.done(first[0], [(1, first[1].attempt, ok(segment="stale"))], 1.0)
+    assert resolved(late) == {}
+    assert sent(late, P.FREE) == [(first[0], ["stale"])]
+    assert resolved(finish(s, second))[1].status == "ok"
+
+
+# -- worker deaths and lineage ----------------------------------------------------------
+
+
+def test_worker_death_resubmits_its_tasks_and_asks_for_a_replacement():
+    s = cluster()
+    assert runs(s.submit(task(1), DRIVER, 0.0))[1][0] == 1
+    out = s.worker_died(1, -9, 1.0)
+    assert ("spawn", 1) in out and resolved(out) == {}
+    rerun = runs(out)[1]
+    assert rerun[0] == 2 and rerun[1].attempt == 2
+
+
+def test_worker_death_loses_shared_memory_results_but_not_inline_ones():
+    s = cluster()
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    finish(s, r1[1], ok(segment="seg1"))
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    assert r2[2][0] == 1
+    finish(s, r2[2])
+    out = s.worker_died(1, -9, 2.0)
+    assert s.tasks[1].state == "lost" and s.tasks[2].state == "done"
+    assert s.future_state(1) == "done"  # nobody needs it yet: nothing is rebuilt
+    assert runs(out) == {} and sent(out, P.FREE) == []
+
+
+def test_pending_dependent_rebuilds_a_lost_input_at_once():
+    s = cluster(CPU1, {"cpu": 2.0})
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    assert r1[1][0] == 1 and r2[2][0] == 2
+    finish(s, r1[1], ok(segment="seg1"))
+    assert runs(s.submit(task(3, 1, 2), DRIVER, 1.0)) == {}
+    out = s.worker_died(1, -9, 2.0)
+    rebuild = runs(out)[1]
+    assert rebuild[0] == 2 and resolved(out) == {}
+    finish(s, rebuild, ok(segment="seg1b"))
+    msg = runs(finish(s, r2[2]))[3][1]
+    assert msg.inputs[1].segment == "seg1b" and msg.inputs[1].where == 2
+
+
+def test_lost_results_are_rebuilt_through_two_levels():
+    s = cluster()
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="a"))
+    r2 = runs(s.submit(task(2, 1), DRIVER, 1.0))
+    assert r2[2][0] == 1  # runs beside its input
+    finish(s, r2[2], ok(segment="b"))
+    s.worker_died(1, -9, 2.0)
+    assert s.tasks[1].state == s.tasks[2].state == "lost"
+    out = s.submit(task(3, 2), DRIVER, 3.0)
+    assert set(runs(out)) == {1}
+    out = finish(s, runs(out)[1], ok(segment="a2"))
+    assert set(runs(out)) == {2}
+    assert runs(out)[2][1].inputs[1].segment == "a2"
+    out = finish(s, runs(out)[2], ok(segment="b2"))
+    assert runs(out)[3][1].inputs[2].segment == "b2"
+    assert resolved(out) == {}  # the driver had both results already
+
+
+def test_lost_input_without_reconstruction_fails_the_dependent():
+    s = cluster()
+    finish(s, runs(s.submit(task(1, allow_reconstruction=False), DRIVER, 0.0))[1], ok(segment="a"))
+    s.worker_died(1, -9, 1.0)
+    out = s.submit(task(2, 1), DRIVER, 2.0)
+    assert runs(out) == {}
+    assert resolved(out)[2].error_type == "jf:UpstreamDependencyFailedNoReconstructionAllowed"
+
+
+# -- locality ----------------------------------------------------------------------------
+
+
+def test_locality_runs_the_task_beside_the_object():
+    s = cluster()
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    finish(s, r1[1])
+    finish(s, r2[2], ok(segment="obj"))
+    assert runs(s.submit(task(3, locality=(2, 2)), DRIVER, 1.0))[3][0] == 2
+    assert runs(s.submit(task(4), DRIVER, 1.0))[4][0] == 1
+
+
+def test_locality_waits_for_the_rebuild_and_follows_the_new_copy():
+    s = cluster()
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))  # keeps worker 1 busy
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    finish(s, r2[2], ok(segment="obj"))
+    s.worker_died(2, -9, 1.0)
+    s.add_worker(3, CPU1, 1.0)
+    s.worker_ready(3, 1003, 1.0)
+    out = s.submit(task(3, locality=(2, 2)), DRIVER, 2.0)
+    assert set(runs(out)) == {2} and runs(out)[2][0] == 3
+    assert runs(finish(s, r1[1])) == {}  # worker 1 is free, but the copy is not there
+    out = finish(s, runs(out)[2], ok(segment="obj2"))
+    assert runs(out)[3][0] == 3
+
+
+# -- references --------------------------------------------------------------------------
+
+
+def test_release_frees_the_copy_where_it_lives_and_drops_the_record():
+    s = cluster()
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="seg1"))
+    s.put(7, Outcome(status="ok", segment="jf_x_w0_7", nbytes=10, where=DRIVER), DRIVER, 0.0)
+    assert sent(s.release(DRIVER, [1]), P.FREE) == [(1, ["seg1"])]
+    assert ("free_local", ["jf_x_w0_7"]) in s.release(DRIVER, [7])  # the kernel's own object
+    assert s.tasks == {} and s.future_state(1) == s.future_state(7) == "released"
+
+
+def test_released_input_record_is_kept_for_lineage_until_its_user_goes():
+    s = cluster()
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="a"))
+    finish(s, runs(s.submit(task(2, 1), DRIVER, 1.0))[2], ok(segment="b"))
+    out = s.release(DRIVER, [1])
+    assert sent(out, P.FREE) == [(1, ["a"])]
+    assert 1 in s.tasks  # 2 may need to be rebuilt from it
+    out = s.release(DRIVER, [2])
+    assert sent(out, P.FREE) == [(1, ["b"])]
+    assert s.tasks == {}
+
+
+def test_value_with_a_pending_consumer_is_freed_only_after_it_ran():
+    s = cluster()
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    finish(s, r1[1], ok(segment="a"))
+    s.submit(task(3, 1, 2), DRIVER, 1.0)
+    assert sent(s.release(DRIVER, [1]), P.FREE) == []
+    run3 = runs(finish(s, r2[2]))[3]
+    assert run3[1].inputs[1].segment == "a"
+    assert sent(finish(s, run3), P.FREE) == [(1, ["a"])]
+
+
+def test_values_held_only_by_a_dead_worker_are_freed():
+    s = cluster()
+    runs(s.submit(task(1), DRIVER, 0.0))
+    child = runs(s.submit(task(5, owner=1), 1, 0.0))[5]  # submitted by the task on worker 1
+    assert child[0] == 2
+    out = finish(s, child, ok(segment="seg5"))
+    assert sent(out, P.RESOLVED) == [(1, [(5, dataclasses.replace(ok(segment="seg5"), where=2))])]
+    out = s.worker_died(1, -9, 2.0)
+    assert sent(out, P.FREE) == [(2, ["seg5"])]
+    assert 5 not in s.tasks
+
+
+# -- actors ------------------------------------------------------------------------------
+
+
+def start_actor(s: SchedulerState, tid: int = 10, aid: int = 7, **fields: Any) -> int:
+    """Create actor ``aid`` and let its worker confirm it; returns that worker."""
+    [(wid, msg)] = sent(s.submit(actor(tid, aid, **fields), DRIVER, 0.0), P.CREATE_ACTOR)
+    s.done(wid, [(tid, msg.attempt, Outcome(status="ok", data=b"handle", where=wid))], 0.0)
+    return wid
+
+
+def test_actor_calls_queue_until_it_is_alive_then_go_in_order():
+    s = cluster()
+    [(wid, create)] = sent(s.submit(actor(10, 7), DRIVER, 0.0), P.CREATE_ACTOR)
+    assert create.kind == "actor" and create.actor == 7 and create.fn_bytes == b"code:cls"
+    assert s.submit(call(11, 7), DRIVER, 0.0) == []
+    assert s.submit(call(12, 7), DRIVER, 0.0) == []
+    out = s.done(wid, [(10, create.attempt, Outcome(status="ok", data=b"handle", where=wid))], 0.1)
+    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(wid, 11), (wid, 12)]
+    assert sent(out, P.ACTOR_CALL)[0][1].method == "incr"
+    out = s.submit(call(13, 7), DRIVER, 0.2)
+    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(wid, 13)]
+    [a] = s.snapshot()["actors"]
+    assert a["state"] == "alive" and a["worker"] == wid and a["calls_queued"] == 3
+
+
+def test_actor_worker_death_fails_calls_in_flight_and_restarts_elsewhere():
+    s = cluster()
+    wid = start_actor(s, max_restarts=1)
+    s.submit(call(11, 7), DRIVER, 0.1)
+    out = s.worker_died(wid, -9, 1.0)
+    assert resolved(out)[11].error_type == ACTOR_DIED
+    [(new, create)] = sent(out, P.CREATE_ACTOR)
+    assert new != wid and create.tid == 10
+    assert s.submit(call(12, 7), DRIVER, 1.1) == []  # queued while it restarts
+    out = s.done(new, [(10, create.attempt, Outcome(status="ok", data=b"handle", where=new))], 1.2)
+    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(new, 12)]
+
+
+def test_actor_without_restarts_dies_with_its_worker():
+    s = cluster()
+    wid = start_actor(s)
+    s.worker_died(wid, -9, 1.0)
+    out = s.submit(call(11, 7), DRIVER, 2.0)
+    assert resolved(out)[11].error_type == ACTOR_DIED
+    assert "SIGKILL" in resolved(out)[11].text
+
+
+def test_kill_actor_fails_calls_in_flight_and_queued():
+    s = cluster({"cpu": 2.0})
+    wid = start_actor(s)
+    runs(s.submit(task(5), DRIVER, 0.0))
+    s.submit(call(11, 7), DRIVER, 0.0)
+    s.submit(call(12, 7, 5), DRIVER, 0.0)  # waits for its input
+    out = s.kill_actor(7)
+    assert sent(out, P.KILL_ACTOR) == [(wid, 7)]
+    res = resolved(out)
+    assert res[11].error_type == res[12].error_type == ACTOR_DIED
+    assert "kill_actor" in res[12].text
+
+
+def test_kill_of_a_starting_actor_stops_its_creation():
+    s = cluster()
+    [(wid, _)] = sent(s.submit(actor(10, 7), DRIVER, 0.0), P.CREATE_ACTOR)
+    s.submit(call(11, 7), DRIVER, 0.0)
+    out = s.kill_actor(7)
+    assert resolved(out)[11].error_type == ACTOR_DIED
+    assert sent(out, P.KILL_ACTOR) == [(wid, 7)]  # the worker is creating it right now
+    assert s.future_state(10) not in ("pending", "running")
+
+
+def test_killed_actor_is_not_created_later():
+    s = cluster({"cpu": 1.0})
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    assert s.submit(actor(10, 7, requirements=Requirements(cpu=1)), DRIVER, 0.0) == []
+    s.kill_actor(7)
+    out = finish(s, r1[1])  # the worker is free now
+    assert sent(out, P.CREATE_ACTOR) == []
+    assert resolved(s.submit(call(11, 7), DRIVER, 1.0))[11].error_type == ACTOR_DIED
+
+
+def test_cancelled_actor_creation_fails_its_calls():
+    s = cluster()
+    s.submit(actor(10, 7), DRIVER, 0.0)
+    s.submit(call(11, 7), DRIVER, 0.0)
+    _, out = s.cancel(10, 0.5)
+    assert resolved(out)[10].status == "cancelled"
+    assert s.future_state(11) == "failed"
+    assert resolved(s.submit(call(12, 7), DRIVER, 1.0))[12].error_type == ACTOR_DIED
+
+
+# -- cancellation ------------------------------------------------------------------------
+
+
+def test_cancel_of_a_pending_task_resolves_it_and_it_never_runs():
+    s = cluster({"cpu": 1.0})
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    s.submit(task(2), DRIVER, 0.0)
+    s.submit(task(3, 2), DRIVER, 0.0)
+    cancelled, out = s.cancel(2, 0.5)
+    assert cancelled and resolved(out)[2].status == "cancelled"
+    assert resolved(out)[3].error_type == UPSTREAM and "cancelled" in resolved(out)[3].text
+    assert sent(out, P.CANCEL) == []
+    assert runs(finish(s, r1[1])) == {}
+    assert s.cancel(2, 1.0) == (False, [])
+
+
+def test_unconfirmed_cancel_kills_the_worker_after_the_grace_period():
+    s = cluster(cancel_grace=2.0)
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    _, out = s.cancel(1, 1.0)
+    assert sent(out, P.CANCEL) == [(run[0], 1)]
+    assert resolved(out)[1].status == "cancelled"
+    assert s.tick(2.5) == []
+    out = s.tick(3.5)
+    assert [i[:2] for i in out if i[0] == "kill"] == [("kill", run[0])]
+    assert ("spawn", run[0]) in out
+    assert runs(out) == {}
+
+
+def test_confirmed_cancel_kills_nothing_and_frees_the_slot():
+    s = cluster({"cpu": 1.0}, cancel_grace=2.0)
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.cancel(1, 1.0)
+    finish(s, run, Outcome(status="cancelled"), now=1.5)
+    assert s.tick(5.0) == []
+    assert runs(s.submit(task(2), DRIVER, 5.0))[2][0] == 1
+
+
+def test_released_cancelled_task_gives_its_slot_back_once_confirmed():
+    s = cluster({"cpu": 1.0})
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.cancel(1, 1.0)
+    s.release(DRIVER, [1])  # the kernel dropped its Future right after cancelling
+    finish(s, run, Outcome(status="cancelled"), now=1.5)
+    assert set(runs(s.submit(task(2), DRIVER, 2.0))) == {2}
+
+
+def test_worker_death_after_a_released_cancel_is_handled():
+    s = cluster()
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.cancel(1, 1.0)
+    s.release(DRIVER, [1])
+    assert ("spawn", run[0]) in s.worker_died(run[0], -9, 2.0)
+    assert [w["running"] for w in s.snapshot()["workers"]] == [[]]
+
+
+# -- time ----------------------------------------------------------------------------------
+
+
+def test_tick_presumes_a_silent_worker_dead_and_replaces_it():
+    s = cluster(heartbeat_timeout=5.0)
+    runs(s.submit(task(1), DRIVER, 0.0))
+    runs(s.submit(task(2), DRIVER, 0.0))
+    stats = P.WorkerStats(
+        pid=1001, rss=0, cpu_percent=0.0, store_used=0, store_capacity=0, spilled=0, objects=0, running=[1]
+    )
+    s.heartbeat(1, stats, 4.0)
+    assert s.tick(4.5) == []
+    out = s.tick(6.0)
+    kills = [i for i in out if i[0] == "kill"]
+    assert [k[1] for k in kills] == [2] and "heartbeat" in kills[0][2]
+    assert ("spawn", 2) in out
+    assert s.tasks[2].state == "ready"  # waits for a free worker
+
+
+def test_tick_kills_a_worker_that_never_said_hello():
+    s = SchedulerState(start_timeout=30.0)
+    s.add_worker(1, CPU1, 0.0)
+    assert s.tick(20.0) == []
+    out = s.tick(31.0)
+    assert out[0][:2] == ("kill", 1) and ("spawn", 1) in out
+
+
+# -- prefetch ------------------------------------------------------------------------------
+
+
+def test_prefetch_depth_grows_as_tasks_get_shorter():
+    assert [prefetch_depth(d) for d in (0.0, 0.01, 1e-4, 1e-7)] == [0, 0, 20, 64]
+
+
+def test_short_plain_tasks_are_queued_beyond_the_slots():
+    s = cluster(CPU1)
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    assert runs(s.submit(task(2), DRIVER, 0.0)) == {}  # no durations known yet: no prefetch
+    r2 = runs(finish(s, r1[1], ok(duration=1e-4)))
+    assert set(r2) == {2}
+    placed = [runs(s.submit(task(t), DRIVER, 1.0)) for t in range(3, 8)]
+    # Placed on the busy worker but held back, to go out together in one message...
+    assert placed == [{}] * 5
+    assert s.workers[1].prefetched == 5
+    assert [m.tid for m in s.workers[1].unsent] == [3, 4, 5, 6, 7]
+    # ...when that worker reports its next result.
+    assert set(runs(finish(s, r2[2], ok(duration=1e-4)))) >= {3, 4, 5, 6, 7}
+    assert s.workers[1].unsent == []
+
+
+def test_a_held_task_that_is_cancelled_is_never_sent():
+    s = cluster(CPU1)
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    s.submit(task(2), DRIVER, 0.0)
+    finish(s, r1[1], ok(duration=1e-4))  # task 2 now runs; durations are known
+    s.submit(task(3), DRIVER, 1.0)
+    assert [m.tid for m in s.workers[1].unsent] == [3]
+    ok_, out = s.cancel(3, 1.0)
+    assert ok_ and s.workers[1].unsent == []
+    assert not any(i[0] == "send" and i[2][0] == P.CANCEL for i in out)
+
+
+def test_tasks_with_special_requirements_are_never_prefetched():
+    s = cluster({"cpu": 1.0, "gpu": 2.0})
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(duration=1e-4))
+    assert 2 in runs(s.submit(task(2, requirements=Requirements(gpu=1)), DRIVER, 1.0))
+    assert runs(s.submit(task(3, requirements=Requirements(gpu=1)), DRIVER, 1.0)) == {}
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+def test_snapshot_counts_futures_by_public_state():
+    s = cluster({"cpu": 1.0})
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    s.submit(task(2), DRIVER, 0.0)
+    s.submit(task(3), DRIVER, 0.0)
+    snap = s.snapshot()
+    assert snap["futures"] == {"running": 1, "pending": 2}
+    assert snap["workers"][0]["running"] == [1] and snap["workers"][0]["pid"] == 1001
+    out = finish(s, r1[1])
+    assert s.snapshot()["futures"] == {"done": 1, "running": 1, "pending": 1}
+    assert s.snapshot()["workers"][0]["running"] == list(runs(out))
+    s.release(DRIVER, [1])
+    assert s.snapshot()["futures"] == {"running": 1, "pending": 1}
+
+
+def test_submit_of_a_put_spec_is_refused_without_leaving_a_record():
+    s = cluster()
+    with pytest.raises(ValueError):
+        s.submit(TaskSpec(tid=1, kind="put"), DRIVER, 0.0)
+    assert 1 not in s.tasks
+    assert s.snapshot()["futures"] == {}

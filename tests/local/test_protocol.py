@@ -1,0 +1,170 @@
+"""Message signing and the message data types."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import pickle
+
+import pytest
+
+from jupyter_futures.local import protocol as P
+from jupyter_futures.local.protocol import Codec, Outcome, Requirements, SignatureError, TaskMsg, TaskSpec
+
+KEY = b"k" * 32
+
+
+def signed(payload: bytes, key: bytes = KEY) -> bytes:
+    return hmac.new(key, payload, hashlib.sha256).digest() + payload
+
+
+def flip(data: bytes, index: int) -> bytes:
+    out = bytearray(data)
+    out[index] ^= 0x01
+    return bytes(out)
+
+
+def test_round_trip_of_a_run_message():
+    codec = Codec(KEY)
+    msg = TaskMsg(
+        tid=3,
+        attempt=1,
+        kind="task",
+        fn_hash=b"h",
+        fn_bytes=None,
+        args=b"a",
+        inputs={1: Outcome(status="ok", segment="jf_x_w1_1", nbytes=10, where=1)},
+    )
+    data = codec.encode((P.RUN, [msg]))
+    assert isinstance(data, bytes) and len(data) > 32
+    assert codec.decode(data) == (P.RUN, [msg])
+    assert codec.dropped == 0
+
+
+def test_round_trip_of_a_task_spec():
+    codec = Codec(KEY)
+    spec = TaskSpec(
+        tid=5,
+        kind="task",
+        deps=(1, 2),
+        requirements=Requirements(cpu=2, custom={"x": 1.0}),
+        locality=(1, 2),
+        max_retries=3,
+        name="f",
+    )
+    assert codec.decode(codec.encode((P.SUBMIT, spec))) == (P.SUBMIT, spec)
+
+
+def test_peers_with_the_same_key_understand_each_other():
+    assert Codec(KEY).decode(Codec(KEY).encode((P.HEARTBEAT, 1, {}))) == (P.HEARTBEAT, 1, {})
+
+
+@pytest.mark.parametrize("index", [0, 10, -1])
+def test_flipped_bit_in_the_payload_is_rejected(index: int):
+    codec = Codec(KEY)
+    data = codec.encode((P.DONE, [(1, 1, Outcome(status="ok"))]))
+    sig, payload = data[:32], data[32:]
+    with pytest.raises(SignatureError, match="bad signature"):
+        codec.decode(sig + flip(payload, index))
+    assert codec.dropped == 1
+
+
+@pytest.mark.parametrize("index", [0, 31])
+def test_flipped_bit_in_the_signature_is_rejected(index: int):
+    codec = Codec(KEY)
+    data = codec.encode((P.HELLO, 1, 1234, {"cpu": 1.0}))
+    sig, payload = data[:32], data[32:]
+    with pytest.raises(SignatureError):
+        codec.decode(flip(sig, index) + payload)
+    assert codec.dropped == 1
+
+
+def test_message_signed_with_another_key_is_rejected():
+    codec = Codec(KEY)
+    with pytest.raises(SignatureError):
+        codec.decode(Codec(b"o" * 32).encode((P.SHUTDOWN,)))
+    assert codec.dropped == 1
+
+
+def test_truncated_signature_is_rejected():
+    codec = Codec(KEY)
+    data = codec.encode((P.SHUTDOWN,))
+    with pytest.raises(SignatureError):
+        codec.decode(data[:16] + data[32:])
+
+
+@pytest.mark.parametrize("size", [0, 1, 32])
+def test_message_too_short_to_hold_a_signature_is_rejected(size: int):
+    codec = Codec(KEY)
+    data = codec.encode((P.SHUTDOWN,))[:size]
+    with pytest.raises(SignatureError, match="too short"):
+        codec.decode(data)
+    assert codec.dropped == 1
+
+
+@pytest.mark.parametrize(
+    "msg", [["list", 1], "text", (), ("kind", 1), None], ids=["list", "str", "empty", "str-kind", "none"]
+)
+def test_signed_payload_that_is_not_a_message_is_rejected(msg: object):
+    codec = Codec(KEY)
+    with pytest.raises(SignatureError, match="malformed"):
+        codec.decode(signed(pickle.dumps(msg, protocol=5)))
+    assert codec.dropped == 1
+
+
+def test_signed_payload_that_does_not_unpickle_is_rejected():
+    codec = Codec(KEY)
+    with pytest.raises(SignatureError, match="undecodable"):
+        codec.decode(signed(b"\x80\x05not a pickle"))
+    assert codec.dropped == 1
+
+
+def test_dropped_counts_every_rejection():
+    codec = Codec(KEY)
+    good = codec.encode((P.SHUTDOWN,))
+    for data in (good[:32], good[:32] + b"x", signed(pickle.dumps([1]))):
+        with pytest.raises(SignatureError):
+            codec.decode(data)
+    codec.decode(good)
+    assert codec.dropped == 3
+
+
+def test_keys_shorter_than_16_bytes_are_refused():
+    with pytest.raises(ValueError, match="16 bytes"):
+        Codec(b"k" * 15)
+    assert Codec(b"k" * 16).dropped == 0
+
+
+def test_message_kinds_are_distinct_and_named():
+    kinds = [
+        "HELLO",
+        "DONE",
+        "HEARTBEAT",
+        "SUBMIT",
+        "ACQUIRE",
+        "RELEASE",
+        "BLOCKED",
+        "UNBLOCKED",
+        "OUTPUT",
+        "RUN",
+        "CREATE_ACTOR",
+        "ACTOR_CALL",
+        "CANCEL",
+        "KILL_ACTOR",
+        "FREE",
+        "RESOLVED",
+        "SHUTDOWN",
+        "PUT",
+        "MISSING",
+    ]
+    values = [getattr(P, k) for k in kinds]
+    assert len(set(values)) == len(values)
+    assert P.DRIVER not in values
+    assert all(P.KIND_NAMES[v] == k for k, v in zip(kinds, values))
+
+
+def test_requirements_as_dict_drops_zeros():
+    assert Requirements().as_dict() == {}
+    assert Requirements(cpu=2, gpu=0).as_dict() == {"cpu": 2}
+    req = Requirements(ram=2.0**30, custom={"licence": 1.0, "unused": 0.0})
+    assert req.as_dict() == {"ram": 2.0**30, "licence": 1.0}
