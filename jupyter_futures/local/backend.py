@@ -1,0 +1,213 @@
+"""``Client``: the kernel's handle on its embedded local cluster.
+
+It owns a :class:`~jupyter_futures.local.cluster.LocalCluster` and calls its scheduler directly,
+under the cluster's lock; results come back on the cluster's I/O thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+import weakref
+from typing import Any
+
+import psutil
+
+from .client_base import BaseClient, current_client_or_none, set_client
+from .cluster import LocalCluster
+from .protocol import DRIVER, Outcome, TaskSpec
+
+GiB = 2**30
+
+
+def default_store_capacity(n_workers: int) -> int:
+    """A quarter of this machine's memory, shared by the kernel's and the workers' stores."""
+    total = psutil.virtual_memory().total
+    return max(64 * 2**20, min(16 * GiB, total // 4 // (n_workers + 1)))
+
+
+class LocalBackend(BaseClient):
+    """A running local cluster, and everything you can do with it.
+
+    Made by :func:`jupyter_futures.init`; a context manager that shuts the cluster down.
+
+    Parameters
+    ----------
+    n_workers
+        Worker processes (default: one per CPU).
+    cpus_per_worker, ram_per_worker, gpus_per_worker, resources
+        What each worker offers; tasks ask for them with ``min_cpu=`` and the like.
+        ``ram_per_worker`` defaults to an equal share of this machine's memory.
+    store_capacity
+        Bytes of shared memory per store before objects spill to disk.
+    heartbeat_interval, heartbeat_timeout
+        A worker silent for ``heartbeat_timeout`` seconds (stopped, hung) is killed and
+        replaced; its work is resubmitted.
+    """
+
+    proc = DRIVER
+
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        *,
+        cpus_per_worker: float = 1,
+        ram_per_worker: int | None = None,
+        gpus_per_worker: float = 0,
+        resources: dict[str, float] | None = None,
+        store_capacity: int | None = None,
+        heartbeat_interval: float = 0.5,
+        heartbeat_timeout: float = 10.0,
+        cancel_grace: float = 2.0,
+    ) -> None:
+        n = n_workers if n_workers is not None else (os.cpu_count() or 1)
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+        if cpus_per_worker < 1:
+            raise ValueError("cpus_per_worker must be at least 1")
+        if heartbeat_timeout <= heartbeat_interval:
+            raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
+        ram = ram_per_worker if ram_per_worker is not None else psutil.virtual_memory().total // n
+        capacity = {"cpu": float(cpus_per_worker), "ram": float(ram), "gpu": float(gpus_per_worker)}
+        for k, v in (resources or {}).items():
+            if k in capacity:
+                raise ValueError(f"use {k}s_per_worker rather than resources={{{k!r}: ...}}")
+            capacity[str(k)] = float(v)
+        self.n_workers = n
+        self.cluster = LocalCluster(
+            n,
+            {k: v for k, v in capacity.items() if v},
+            store_capacity or default_store_capacity(n),
+            on_resolve=self._on_resolved,
+            on_output=self._on_output,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            cancel_grace=cancel_grace,
+        )
+        super().__init__(self.cluster.id, self.cluster.shm_dir, self.cluster.store)
+        ref = weakref.ref(self)
+
+        def at_exit() -> None:
+            c = ref()
+            if c is not None:
+                c.shutdown()
+
+        self._atexit = at_exit
+        atexit.register(self._atexit)
+
+    # -- the scheduler, in this process -------------------------------------------
+    def _send_spec(self, spec: TaskSpec) -> None:
+        if sys.path != self.cluster.sys_path:  # a folder added in the kernel: workers follow
+            self.cluster.set_sys_path(sys.path)
+        self.cluster.call(self.cluster.state.submit, spec, DRIVER, time.monotonic())
+
+    def _put(self, tid: int, outcome: Outcome) -> None:
+        self.cluster.call(self.cluster.state.put, tid, outcome, DRIVER, time.monotonic())
+
+    def _acquire(self, tids: list[int]) -> None:
+        self.cluster.call(self.cluster.state.acquire, DRIVER, tids)
+
+    def _release_later(self, tid: int) -> None:
+        self.cluster.release_later(tid)
+
+    def _cancel(self, tid: int) -> bool:
+        result: list[bool] = []
+
+        def event() -> list[Any]:
+            ok, instrs = self.cluster.state.cancel(tid, time.monotonic())
+            result.append(ok)
+            return instrs
+
+        self.cluster.call(event)
+        return result[0]
+
+    def _kill_actor(self, aid: int) -> None:
+        self.cluster.call(self.cluster.state.kill_actor, aid)
+
+    def _where(self, tid: int) -> list[int]:
+        return self.cluster.query(self.cluster.state.locality, tid)  # type: ignore[no-any-return]
+
+    def _copy_missing(self, tid: int) -> None:
+        self.cluster.call(self.cluster.state.copy_missing, tid)
+
+    def future_state(self, tid: int) -> str:
+        return self.cluster.query(self.cluster.state.future_state, tid)  # type: ignore[no-any-return]
+
+    def _on_output(self, tid: int, stream: str, text: str) -> None:
+        self.output_handler(tid, stream, text)
+
+    # -- cluster-wide ---------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """A snapshot of workers, futures by state, actors and stored objects."""
+        snap: dict[str, Any] = self.cluster.query(self.cluster.state.snapshot)
+        store = self.store
+        count = store.objects + sum(w["objects"] for w in snap["workers"])
+        nbytes = store.used + sum(w["store_used"] for w in snap["workers"])
+        spilled = store.spilled + sum(w["spilled"] for w in snap["workers"])
+        snap["objects"] = {"count": count, "bytes": nbytes, "spilled": spilled}
+        snap["kernel_store"] = {"used": store.used, "capacity": store.capacity, "objects": store.objects}
+        snap["cluster"] = self.cluster.id
+        return snap
+
+    def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
+        """Block until ``n`` workers (default: all) have started."""
+        want = self.n_workers if n is None else n
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = sum(1 for w in self.cluster.state.workers.values() if w.status == "alive")
+            if alive >= want:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"only {alive} of {want} workers started within {timeout} s")
+            self.cluster.workers_changed.wait(min(left, 1.0))
+            self.cluster.workers_changed.clear()
+
+    def presume_dead_if_silent(self, tid: int, seconds: float) -> None:
+        """If the worker running ``tid`` has been silent for ``seconds``, treat it as dead."""
+
+        def event() -> list[Any]:
+            st = self.cluster.state
+            t = st.tasks.get(tid)
+            w = st.workers.get(t.worker) if t is not None and t.worker is not None else None
+            now = time.monotonic()
+            if w is None or w.status != "alive" or now - w.last_seen < seconds:
+                return []
+            return [
+                ("kill", w.wid, f"silent for {now - w.last_seen:.1f} s"),
+                *st.worker_died(w.wid, None, now),
+            ]
+
+        self.cluster.call(event)
+
+    def shutdown(self) -> None:
+        """Stop the workers and remove every process, segment, socket and thread."""
+        if self.closed:
+            return
+        self.closed = True
+        atexit.unregister(self._atexit)
+        self.cluster.shutdown()
+        self._abandon_unfinished()
+        if current_client_or_none() is self:
+            set_client(None)
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.n_workers} workers"
+        return f"<jupyter_futures.Client {self.cluster_id} {state}>"
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks: workers, memory, store, futures (``widgets/client_card.py``)."""
+        from ..jupyter.widgets.client_card import card
+
+        return card(self)
+
+
+LocalBackend.__module__ = "jupyter_futures"
