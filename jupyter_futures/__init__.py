@@ -11,6 +11,7 @@ Importing this package starts nothing: no process, no thread, no socket. In IPyt
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import Any
 
 from .actors import ActorHandle
@@ -27,7 +28,7 @@ from .api import (
     submit,
     submit_future,
 )
-from .client import Client
+from .client import Client, LocalityRequirement, get_client
 from .errors import (
     ActorDiedError,
     ClusterClosedError,
@@ -44,9 +45,8 @@ from .errors import (
 )
 from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
 from .jupyter.notebook import dashboard, progress
-from .local.client_base import LocalityRequirement, get_client
 
-__version__ = "0.1.0"
+__version__: str = _metadata.version("jupyter_futures")  # from labextension/package.json, at install
 
 __all__ = [
     "ALL_COMPLETED",

@@ -2,7 +2,7 @@
 
 ``create_actor(Counter)`` returns a Future of an :class:`ActorHandle`; ``handle.incr(2)``
 returns a Future of that call's result. Calls run one at a time, in submission order, on
-the actor's own thread in its worker (see ``worker_actors.py``). A handle pickles to its
+the actor's own thread in its worker. A handle is bound to the client that made it. A handle pickles to its
 id, so it can be passed to tasks and other actors, which call it the same way.
 """
 
@@ -34,9 +34,7 @@ class ActorMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Future[Any]:
-        from .local.client_base import get_client
-
-        return get_client().call_actor(self._handle, self._name, *args, **kwargs)
+        return self._handle._client().call_actor(self._handle, self._name, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<actor method {self._handle.class_name}.{self._name} of actor {self._handle.id}>"
@@ -52,14 +50,24 @@ class ActorHandle:
     5
     """
 
-    def __init__(self, actor_id: int, class_name: str, methods: tuple[str, ...]) -> None:
+    def __init__(self, actor_id: int, class_name: str, methods: tuple[str, ...], client: Any = None) -> None:
         self.id = actor_id
         self.class_name = class_name
         self.methods = methods
+        self._bound = client  # the client it belongs to; None: this process's current one
         for name in methods:
             self.__dict__[name] = ActorMethod(self, name)
 
-    def __reduce__(self) -> Any:
+    def _client(self) -> Any:
+        """The client calls go through: the one that made this handle, else (a handle
+        unpickled in a task) the current client of this process."""
+        if self._bound is not None:
+            return self._bound
+        from .client import get_client
+
+        return get_client()
+
+    def __reduce__(self) -> Any:  # in another process, the handle binds to that process's client
         return (ActorHandle, (self.id, self.class_name, self.methods))
 
     def __eq__(self, other: object) -> bool:

@@ -13,18 +13,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .actors import ActorHandle
-from .client import Client
-from .errors import FutureTimeoutError
+from .backend import ClusterStatus
+from .client import Client, LocalityRequirement, current_client_or_none, get_client, set_client
+from .errors import FutureTimeoutError, NotInKernelError
 from .futures import Future
-from .local.client_base import BaseClient, LocalityRequirement, current_client_or_none, get_client, set_client
 
 T = TypeVar("T")
 
 
-def init(n_workers: int | None = None, **options: Any) -> BaseClient:
-    """Start the embedded local cluster, or return the one already running.
+def init(n_workers: int | None = None, **options: Any) -> Client:
+    """Start a cluster, or return the one already running.
 
-    Takes the parameters of :class:`Client` (``cpus_per_worker``, ``ram_per_worker``,
+    Takes the parameters of :class:`Client`: ``processes=False`` runs tasks and actors on
+    threads of this process (for ``breakpoint()`` and pdb); by default, the embedded local
+    engine starts worker processes (``cpus_per_worker``, ``ram_per_worker``,
     ``gpus_per_worker``, ``resources``, ``store_capacity``, ...). Workers start in the
     background; work submitted meanwhile waits for them.
 
@@ -44,7 +46,7 @@ def init(n_workers: int | None = None, **options: Any) -> BaseClient:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return client
+        return client  # type: ignore[no-any-return]
     client = Client(n_workers, **options)
     set_client(client)
     if "ipykernel" in sys.modules:  # in a Jupyter kernel: remote output goes to its cell
@@ -110,11 +112,11 @@ def kill_actor(actor: ActorHandle | Future[ActorHandle]) -> None:
     get_client().kill_actor(actor)
 
 
-def status() -> dict[str, Any]:
+def status() -> ClusterStatus:
     """A snapshot of the cluster: ``workers``, ``futures``, ``actors``, ``objects``."""
     client = get_client()
     if not isinstance(client, Client):
-        raise RuntimeError("status() is available in the kernel, not inside tasks")
+        raise NotInKernelError("status() is available in the kernel, not inside tasks")
     return client.status()
 
 
@@ -132,6 +134,6 @@ def await_future(
         try:
             return f.result(step if left is None else min(step, left))
         except FutureTimeoutError:
-            client = f._client
-            if isinstance(client, Client):
-                client.presume_dead_if_silent(f.id, presume_worker_dead_after_secs)
+            presume = getattr(f.backend, "presume_dead_if_silent", None)
+            if presume is not None:  # an engine that can tell a silent worker from a busy one
+                presume(f.id, presume_worker_dead_after_secs)

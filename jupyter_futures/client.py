@@ -1,7 +1,177 @@
-"""``jf.Client``: the kernel's handle on a cluster."""
+"""``jf.Client``: the kernel's handle on a cluster, a facade over one backend.
+
+::
+
+    jf.init(2)              ─► Client(2) ─► LocalBackend     worker processes, shared memory
+    jf.init(processes=False) ─► Client(...) ─► ThreadBackend  threads of this kernel (pdb works)
+                                   │
+    jf.submit / put / ... ─► get_client() ─► the current client: this Client in the kernel,
+                                             a worker's own client inside a task
+
+The public API (``api.py``), the magics and the widgets use a ``Client`` and the
+:class:`~jupyter_futures.backend.Backend` protocol, never an engine's internals.
+"""
 
 from __future__ import annotations
 
-from .local.backend import LocalBackend as Client
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["Client"]
+from . import errors
+
+if TYPE_CHECKING:
+    from .actors import ActorHandle
+    from .backend import ActorView, Backend, ClusterStatus, FutureView, WorkerId
+    from .futures import Future
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LocalityRequirement:
+    """Run on ``worker``, beside the value of future ``future_id`` (from ``locality(f)``)."""
+
+    worker: WorkerId
+    future_id: int
+
+
+LocalityRequirement.__module__ = "jupyter_futures"
+
+
+class Client:
+    """A running cluster, and everything you can do with it.
+
+    Made by :func:`jupyter_futures.init`; also a context manager that shuts it down.
+
+    Parameters
+    ----------
+    n_workers
+        Workers (default: one per CPU).
+    processes
+        True (the default): worker processes with a shared-memory object store.
+        False: tasks and actors run on threads of this process, so ``breakpoint()`` and
+        pdb work inside them (for debugging; no isolation, no parallel Python code).
+    cpus_per_worker, ram_per_worker, gpus_per_worker, resources
+        What each worker offers; tasks ask for them with ``min_cpu=`` and the like.
+    store_capacity, heartbeat_interval, heartbeat_timeout, cancel_grace
+        Options of the local engine (see ``jf.init``).
+    """
+
+    def __init__(self, n_workers: int | None = None, *, processes: bool = True, **options: Any) -> None:
+        if processes:
+            from .local.backend import LocalBackend
+
+            self.backend: Backend = LocalBackend(n_workers, **options)
+        else:
+            from .inprocess import ThreadBackend
+
+            self.backend = ThreadBackend(n_workers, **options)
+        self.n_workers: int = self.backend.n_workers
+
+    # -- the cluster ---------------------------------------------------------------
+    @property
+    def cluster_id(self) -> str:
+        return self.backend.cluster_id
+
+    @property
+    def closed(self) -> bool:
+        return self.backend.closed
+
+    def status(self) -> ClusterStatus:
+        """A snapshot of workers, futures by state, actors and stored objects."""
+        return self.backend.status()
+
+    def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
+        """Block until ``n`` workers (default: all) have started."""
+        self.backend.wait_for_workers(n, timeout)
+
+    def shutdown(self) -> None:
+        """Stop the cluster: every unfinished future fails with ``ClusterClosedError``,
+        and no process, segment, socket or thread is left."""
+        self.backend.shutdown()
+        if current_client_or_none() is self:
+            set_client(None)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.n_workers} workers"
+        kind = "" if self.backend.name == "local" else f" {self.backend.name}"
+        return f"<jupyter_futures.Client{kind} {self.cluster_id} {state}>"
+
+    def _repr_html_(self) -> str:
+        """A card for notebooks: workers, memory, store, futures (``jupyter/widgets/client_card.py``)."""
+        from .jupyter.widgets.client_card import card
+
+        return card(self)
+
+    # -- work ------------------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; see :func:`jupyter_futures.submit`."""
+        return self.backend.submit(fn, *args, **kwargs)
+
+    def put(self, obj: Any) -> Future[Any]:
+        """Store ``obj`` in the cluster now; returns a Future that is already done."""
+        return self.backend.put(obj)
+
+    def create_actor(self, cls: type, *args: Any, **kwargs: Any) -> Future[ActorHandle]:
+        """Start ``cls(*args, **kwargs)`` on a worker; a Future of its handle."""
+        return self.backend.create_actor(cls, *args, **kwargs)
+
+    def call_actor(self, actor: Any, method: str, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Call ``actor.method(*args, **kwargs)``; a Future of the result."""
+        return self.backend.call_actor(actor, method, *args, **kwargs)
+
+    def kill_actor(self, actor: Any) -> None:
+        """Stop the actor; its pending calls fail with ActorDiedError."""
+        self.backend.kill_actor(actor)
+
+    def cancel(self, f: Future[Any]) -> bool:
+        return self.backend.cancel(f)
+
+    def locality(self, f: Future[Any]) -> list[LocalityRequirement]:
+        """Where ``f``'s value lives now, as requirements to pass to ``submit(locality=)``."""
+        return self.backend.locality(f)
+
+    # -- views, for the widgets and the panel ----------------------------------------
+    def future_state(self, fid: int) -> str:
+        """pending, running, done, failed, cancelled or released, as the engine sees it."""
+        return self.backend.future_state(fid)
+
+    def future_view(self, fid: int) -> FutureView | None:
+        return self.backend.future_view(fid)
+
+    def actor_view(self, aid: int) -> ActorView | None:
+        return self.backend.actor_view(aid)
+
+    def actor_locality(self, actor: ActorHandle) -> LocalityRequirement | None:
+        """A locality that runs work beside a live actor (None once it is dead)."""
+        return self.backend.actor_locality(actor)  # type: ignore[no-any-return]
+
+
+Client.__module__ = "jupyter_futures"
+
+
+# -- the current client --------------------------------------------------------------
+
+_current: list[Any] = []
+
+
+def get_client() -> Any:
+    """The client of this process: the kernel's (from ``init()``) or, inside a task, its worker's."""
+    if not _current:
+        raise errors.ClusterClosedError("no cluster is running: call jf.init() first")
+    return _current[0]
+
+
+def set_client(client: Any) -> None:
+    _current[:] = [client] if client is not None else []
+
+
+def current_client_or_none() -> Any:
+    return _current[0] if _current else None

@@ -14,7 +14,18 @@
     ├── ObjectStoreFullError (MemoryError)          neither memory nor disk could hold it
     ├── FutureTimeoutError (TimeoutError)           a wait ran out of time
     ├── FutureCancelledError (concurrent.futures.CancelledError)
-    └── ClusterClosedError (RuntimeError)           used after shutdown() (closed by you)
+    ├── ClusterClosedError (RuntimeError)           used after shutdown() (closed by you)
+    ├── NotInKernelError (RuntimeError)             a kernel-only call made inside a task
+    ├── WorkersNotStartedError (TimeoutError)       wait_for_workers() ran out of time
+    ├── ObjectLost                                  an input's copy vanished under a task
+    │                                               (the engine rebuilds it and runs again)
+    └── BadMessageError (ValueError)                a control message failed its check
+    TaskInterrupted (BaseException)                 raised in a task's thread by cancel(),
+                                                    so the task's own ``except Exception``
+                                                    does not swallow it
+
+Engines ship errors they raise by name (``"jf:ActorDiedError"``); :func:`error_class`
+turns a name back into its class and refuses one it does not know.
 
 Errors that come from outside the user's control (a worker killed by the OOM killer, a
 hung worker) are ``WorkerDiedException``; errors the user caused by their own call
@@ -183,17 +194,59 @@ class ClusterClosedError(JupyterFuturesError, RuntimeError):
     """The client was shut down by its owner and can take no more work."""
 
 
+class NotInKernelError(JupyterFuturesError, RuntimeError):
+    """A call only the kernel's client can answer (status, the dashboard) was made elsewhere."""
+
+
+class WorkersNotStartedError(JupyterFuturesError, TimeoutError):
+    """Workers did not start within the time given to ``wait_for_workers``."""
+
+
+class ObjectLost(JupyterFuturesError):
+    """The copy of an input vanished before the task read it (its worker died)."""
+
+
+class BadMessageError(JupyterFuturesError, ValueError):
+    """A control message was unsigned, wrongly signed, replayed or malformed."""
+
+
+class TaskInterrupted(BaseException):
+    """Raised inside a running task by ``cancel()`` (a BaseException, so that the task's
+    own ``except Exception`` cannot swallow it)."""
+
+
+def error_class(name: str) -> type[JupyterFuturesError]:
+    """The class of a jupyter_futures error shipped by name; unknown names are an error."""
+    klass = _BY_NAME.get(name)
+    if klass is None:
+        raise LookupError(f"no jupyter_futures error is named {name!r}")
+    return klass
+
+
+_BY_NAME: dict[str, type[JupyterFuturesError]] = {
+    k.__name__: k
+    for k in list(globals().values())
+    if isinstance(k, type) and issubclass(k, JupyterFuturesError) and not k.__name__.startswith("_")
+}
+
+
 __all__ = [
     "ActorDiedError",
+    "BadMessageError",
     "ClusterClosedError",
     "FutureCancelledError",
     "FutureTimeoutError",
     "JupyterFuturesError",
+    "NotInKernelError",
+    "ObjectLost",
     "ObjectStoreFullError",
     "RemoteException",
     "SerializationError",
+    "TaskInterrupted",
     "UnsatisfiableRequirementError",
     "UpstreamDependencyFailedException",
     "UpstreamDependencyFailedNoReconstructionAllowed",
     "WorkerDiedException",
+    "WorkersNotStartedError",
+    "error_class",
 ]

@@ -1,13 +1,20 @@
 """``Future``: one class for plain cells (``.result()``) and async ones (``await f``).
 
-A Future is a handle on a value that lives in the cluster. The I/O thread resolves it
-with an :class:`~jupyter_futures.local.protocol.Outcome`; the value is unpickled lazily, on the
-first ``result()``, from inline bytes or from a copy-on-write mapping of shared memory taken
-when the future was resolved (so the value survives its worker's death).
+A Future is a handle on a value that lives in the cluster, made by a backend
+(:mod:`jupyter_futures.backend`) and settled by it::
 
-Each process holds at most one Future per id. Creating one tells the scheduler this
-process holds the value; when it is garbage collected, the scheduler hears the opposite
-and may free the value.
+    backend ── _settle(payload, info) ──► Future ── result() ──► backend.load(future)
+                                              ├── cancel() / state ──► backend
+                                              └── garbage collected ──► backend.release(id)
+
+The value is loaded lazily, on the first ``result()``, by the backend that made it (the
+local engine unpickles it from inline bytes or from a copy-on-write mapping of shared
+memory taken when the future settled, so the value survives its worker's death). What is
+known of it without loading it is ``info`` (size, duration, where it lives).
+
+Each process holds at most one Future per id. Creating one tells the engine this process
+holds the value; when it is garbage collected, the engine hears the opposite and may free
+the value.
 """
 
 from __future__ import annotations
@@ -19,11 +26,10 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import errors
-from .local.protocol import Outcome
-from .local.serialize import reduce_future, unpack
+from .backend import FutureInfo
 
 if TYPE_CHECKING:
-    from .local.client_base import BaseClient
+    from .backend import Backend
 
 T = TypeVar("T")
 
@@ -47,29 +53,43 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     1024
     """
 
-    def __init__(self, tid: int, client: BaseClient, name: str = "") -> None:
+    def __init__(self, fid: int, backend: Backend, name: str = "", actor_id: int | None = None) -> None:
         super().__init__()
-        self.id = tid
+        self.id = fid
         self.name = name
-        self._client = client
-        self._blob: memoryview | bytes | None = None
+        self.actor_id = actor_id  # set on the future of create_actor(): the actor it makes
+        self.info: FutureInfo | None = None  # set when it settles
+        self._backend = backend
+        self._payload: Any = None  # what the backend needs to load the value
         self._value: Any = _UNDECODED
         self._decode_lock = threading.Lock()
-        self.outcome: Outcome | None = None
 
-    # -- resolution (called by the client's I/O thread) --------------------------
-    def _resolve(self, outcome: Outcome, blob: memoryview | bytes | None, exc: BaseException | None) -> None:
+    @property
+    def backend(self) -> Backend:
+        """The engine that runs this future's work."""
+        return self._backend
+
+    # -- settling (called by the backend, on any thread) --------------------------
+    def _settle(
+        self,
+        *,
+        payload: Any = None,
+        exc: BaseException | None = None,
+        cancelled: bool = False,
+        info: FutureInfo | None = None,
+    ) -> None:
+        """Done with a value (``payload``, loaded later by the backend), an error, or cancelled."""
         with self._condition:
             if self._state != cf._base.PENDING:  # type: ignore[attr-defined]
                 return
-        self.outcome = outcome
-        if outcome.status == "cancelled":
+        self.info = info or FutureInfo()
+        if cancelled:
             super().cancel()
             self.set_running_or_notify_cancel()
         elif exc is not None:
             self.set_exception(exc)
         else:
-            self._blob = blob
+            self._payload = payload
             self.set_result(_UNDECODED)
 
     def _abandon(self, exc: BaseException) -> None:
@@ -78,7 +98,7 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         with self._condition:
             if self._state not in (cf._base.PENDING, cf._base.RUNNING):  # type: ignore[attr-defined]
                 return
-        self.outcome = Outcome(status="error", error_type=f"jf:{type(exc).__name__}", text=str(exc))
+        self.info = FutureInfo()
         try:
             self.set_exception(exc)
         except cf.InvalidStateError:  # resolved meanwhile by the I/O thread's last act
@@ -122,26 +142,23 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     def _wait(self, timeout: float | None) -> None:
         if self.done():
             return
-        if self._client.closed:  # settled at shutdown; a handle made after it has no cluster
+        if self._backend.closed:  # settled at shutdown; a handle made after it has no cluster
             self._abandon(errors.ClusterClosedError(f"future {self.id}: its cluster was shut down"))
             return
-        with self._client.waiting(), self._condition:
+        with self._backend.waiting(), self._condition:
             if not self._condition.wait_for(self.done, timeout):
                 raise errors.FutureTimeoutError(
                     f"future {self.id} ({self.name or 'task'}) not done after {timeout} s; the work goes on"
                 )
 
     def _decode(self, writable: bool) -> Any:
-        blob = self._blob
-        assert blob is not None
-        name = f" ({self.name})" if self.name else ""
-        return unpack(blob, writable=writable, what=f"the result of future {self.id}{name} in this process")
+        return self._backend.load(self, writable)
 
     def cancel(self) -> bool:
         """Drop the work if pending; interrupt it if running. True if it was cancelled."""
         if self.done():
             return self.cancelled()
-        self._client.cancel(self)
+        self._backend.cancel(self)
         return self.cancelled()
 
     @property
@@ -149,7 +166,7 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         """pending, running, done, failed, cancelled (as the scheduler sees it now)."""
         if self.done():
             return "cancelled" if self.cancelled() else ("failed" if self._exception else "done")
-        return self._client.future_state(self.id)
+        return self._backend.future_state(self.id)
 
     def __await__(self) -> Generator[Any, None, T]:
         if self.done():
@@ -157,16 +174,16 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         return (yield from _await(self).__await__())
 
     def __reduce__(self) -> Any:
-        return reduce_future(self.id)
+        return self._backend.reduce(self)
 
     def __repr__(self) -> str:
         label = f" {self.name}" if self.name else ""
         return f"<jupyter_futures.Future {self.id}{label} {self.state}>"
 
     def __del__(self) -> None:
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client._forget(self.id)
+        backend = getattr(self, "_backend", None)
+        if backend is not None:
+            backend.release(self.id)
 
 
 async def _await(f: Future[T]) -> T:
@@ -179,11 +196,11 @@ async def _await(f: Future[T]) -> T:
 Future.__module__ = "jupyter_futures"
 
 
-def _client_of(fs: Iterable[cf.Future[Any]]) -> BaseClient | None:
-    """The client whose ``waiting()`` wraps a wait on ``fs``: that of the first of our
+def _client_of(fs: Iterable[cf.Future[Any]]) -> Backend | None:
+    """The backend whose ``waiting()`` wraps a wait on ``fs``: that of the first of our
     futures among them (plain ``concurrent.futures`` futures may be mixed in)."""
     for f in fs:
-        client = getattr(f, "_client", None) if isinstance(f, Future) else None
+        client = getattr(f, "_backend", None) if isinstance(f, Future) else None
         if client is not None:
             return client
     return None

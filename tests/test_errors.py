@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 import signal
 
+import pytest
+
 import jupyter_futures as jf
 from jupyter_futures.errors import make_remote_exception, remote_exception_class
 
@@ -48,3 +50,44 @@ def test_builtin_bases_users_catch() -> None:
     assert issubclass(jf.ObjectStoreFullError, MemoryError)
     assert issubclass(jf.SerializationError, TypeError)
     assert issubclass(jf.ClusterClosedError, RuntimeError)
+
+
+def test_error_names_on_the_wire_come_back_as_their_classes() -> None:
+    from jupyter_futures.errors import error_class
+
+    for name in ("ActorDiedError", "WorkerDiedException", "ObjectLost", "UnsatisfiableRequirementError"):
+        assert error_class(name).__name__ == name
+    with pytest.raises(LookupError, match="NoSuchError"):
+        error_class("NoSuchError")  # never silently the base class
+
+
+def test_the_package_raises_no_bare_builtin_errors() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(jf.__file__).parent
+    bare = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                name = getattr(node.exc.func, "id", None)
+                if name in ("RuntimeError", "TimeoutError"):
+                    bare.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not bare, bare
+
+
+def test_every_exception_class_is_in_errors() -> None:
+    import ast
+    from pathlib import Path
+
+    package = Path(jf.__file__).parent
+    elsewhere = []
+    for path in package.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                getattr(b, "id", getattr(b, "attr", "")).endswith(("Error", "Exception")) for b in node.bases
+            ):
+                elsewhere.append(f"{path.relative_to(package)}:{node.name}")
+    assert not elsewhere, elsewhere

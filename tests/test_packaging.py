@@ -62,3 +62,17 @@ def test_one_extra_installs_the_jupyter_side_and_every_named_extra_exists() -> N
     assert user_facing == {"notebook"}, user_facing
     readme_first_command = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("\n```", 1)[0]
     assert '.venv/bin/pip install -e ".[notebook]"' in readme_first_command
+
+
+def test_one_version_and_a_wheel_of_the_package_only() -> None:
+    import json
+
+    import tomllib
+
+    import jupyter_futures as jf
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"] and "version" not in project["project"]
+    assert project["tool"]["hatch"]["version"] == {"source": "nodejs", "path": "labextension/package.json"}
+    assert jf.__version__ == json.loads((ROOT / "labextension" / "package.json").read_text())["version"]
+    assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["jupyter_futures"]

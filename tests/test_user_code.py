@@ -137,7 +137,8 @@ def test_a_bound_method_of_a_big_object_is_stored_once_and_not_kept(
     del model, results
     gc.collect()
     assert gone() is None
-    assert len(client.functions) == 0 or all(e[1].stored is None for e in client.functions._entries.values())
+    cache = client.backend.functions
+    assert len(cache) == 0 or all(e[1].stored is None for e in cache._entries.values())
     jf.submit(pow, 1, 1).result(10)  # an event: pending releases are carried out
     assert jf.status()["objects"]["count"] < stored
 
@@ -166,7 +167,7 @@ def test_a_closure_over_a_large_array_is_pickled_once(client: jf.Client) -> None
     def pick(i: int) -> int:
         return int(big[i])
 
-    shipped = client.functions.get(pick)
+    shipped = client.backend.functions.get(pick)
     assert shipped.stored is not None and len(shipped.fn_bytes) < 1000  # a reference, not 16 MB
     assert jf.gather([jf.submit(pick, i) for i in (1, 10, 100)], timeout=30) == [1, 10, 100]
-    assert client.functions.get(pick) is shipped
+    assert client.backend.functions.get(pick) is shipped

@@ -8,10 +8,10 @@ how short tasks have recently been (``prefetch_depth``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..local.protocol import WorkerStats
+from .specs import Outcome, TaskMsg, WorkerStats
 
 PLAIN = (("cpu", 1.0),)
 """The requirement shape of a task that asked for nothing special."""
@@ -28,7 +28,7 @@ class WorkerState:
     assigned: set[int] = field(default_factory=set)
     prefetched: int = 0
     functions: set[bytes] = field(default_factory=set)
-    unsent: list[Any] = field(default_factory=list)  # tasks placed here, not yet sent
+    unsent: list[TaskMsg] = field(default_factory=list)  # tasks placed here, not yet sent
     actors: set[int] = field(default_factory=set)
     stats: WorkerStats | None = None
     exitcode: int | None = None
@@ -63,6 +63,57 @@ def prefetch_depth(mean_duration: float) -> int:
     if mean_duration <= 0:
         return 0
     return max(0, min(64, int(0.002 / mean_duration)))
+
+
+def best_worker(
+    candidates: list[WorkerState],
+    req: dict[str, float],
+    plain: bool,
+    depth: int,
+    inputs: Sequence[Outcome | None],
+) -> tuple[WorkerState, bool] | None:
+    """The candidate to run a task on, and whether it is only prefetched there (None: none).
+
+    A free slot beats a prefetch; then the most input bytes already in the worker's store;
+    then the fewest tasks assigned. ``plain`` tasks may be prefetched, ``depth`` per worker."""
+    best: tuple[bool, int, int] | None = None
+    chosen: tuple[WorkerState, bool] | None = None
+    for w in candidates:
+        if w.fits(req):
+            prefetch = False
+        elif plain and w.prefetched < depth:
+            prefetch = True
+        else:
+            continue
+        score = (not prefetch, local_bytes(inputs, w.wid), -len(w.assigned))
+        if best is None or score > best:
+            best, chosen = score, (w, prefetch)
+    return chosen
+
+
+def local_bytes(inputs: Sequence[Outcome | None], wid: int) -> int:
+    """Bytes of these inputs whose copy lives in worker ``wid``'s store."""
+    total = 0
+    for o in inputs:
+        if o is not None and o.where == wid and o.segment is not None:
+            total += o.nbytes
+    return total
+
+
+def unsatisfiable_message(req: dict[str, float], live: list[WorkerState]) -> str:
+    """Why no live worker can ever run ``req``, naming what they offer."""
+    wanted = describe_capacity(req)
+    if live:
+        kinds = sorted({describe_capacity(w.capacity) for w in live})
+        offers = (
+            "the largest worker offers " + kinds[0]
+            if len(kinds) == 1
+            else ("the workers offer " + "; ".join(kinds))
+        )
+        offers += f" (most of each: {describe_capacity(largest_capacity(live))})" if len(kinds) > 1 else ""
+    else:
+        offers = "there are no live workers"
+    return f"no worker can ever meet the requirement ({wanted}); {offers}"
 
 
 def describe_capacity(cap: dict[str, float]) -> str:

@@ -1,7 +1,8 @@
 """The scheduler's records: one per future and per actor, and the outcomes it makes.
 
-Plain data and pure helpers, shared by the state machine (``scheduler.py``), its views
-(``scheduler_views.py``) and the workers (which build framework errors too).
+Plain data and pure helpers, shared by the state machine (``scheduler.py``), its rules
+(``actor_rules.py``, ``worker_deaths.py``), its views (``views.py``) and the workers
+(which build framework errors too).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..local.protocol import Outcome, TaskSpec
+from .specs import Outcome, TaskMsg, TaskSpec
 
 WAITING, READY, ASSIGNED, DONE, FAILED, CANCELLED, LOST = (
     "waiting",
@@ -85,6 +86,28 @@ class ActorState:
     inflight: set[int] = field(default_factory=set)
     calls_done: int = 0
     death: str = ""
+
+
+def task_msg(t: TaskState, tasks: dict[int, TaskState]) -> TaskMsg:
+    """``t`` as its worker gets it: the spec, and where each input's value lives now."""
+    spec = t.spec
+    inputs = {}
+    for d in spec.deps:
+        o = tasks[d].outcome
+        if o is not None:
+            inputs[d] = o
+    return TaskMsg(
+        tid=spec.tid,
+        attempt=t.attempt,
+        kind=spec.kind,
+        fn_hash=spec.fn_hash,
+        fn_bytes=None,  # attached when it is sent (SchedulerState._attach_functions)
+        args=spec.args,
+        inputs=inputs,
+        actor=spec.actor,
+        method=spec.method,
+        name=spec.name,
+    )
 
 
 def upstream_outcome(dep: TaskState) -> Outcome:

@@ -1,16 +1,18 @@
 """The scheduler: a pure state machine over futures, workers and actors.
 
-Events go in as method calls; each returns a list of instructions for the I/O shell
-(:mod:`jupyter_futures.local.cluster`), which performs them. Nothing here touches a socket, a
-process or a clock of its own, so the logic is tested without processes.
+Events go in as method calls, each with the time it happened (``now``); each returns a list
+of typed instructions (:mod:`~jupyter_futures.core.instructions`) for the I/O shell, which
+carries them out (the local engine's is :mod:`jupyter_futures.local.cluster`). Nothing here
+touches a socket, a process or a clock of its own, so the logic is tested without processes.
 
 ::
 
-    submit / done / worker_died / acquire / release / cancel / tick ...
-                     │
+    submit / put / done / worker_ready / heartbeat / acquire / release / copy_missing
+    blocked / unblocked / cancel / kill_actor / worker_died / presume_dead_if_silent / tick
+                     │  (..., now)
                      ▼
-            SchedulerState ──► [("send", proc, msg), ("resolve", proc, tid, Outcome),
-                                 ("kill", wid, reason), ("spawn", wid), ("free_local", names)]
+            SchedulerState ──► [RunTasks, CreateActor, CallActor, CancelTask, KillActor,
+                                FreeObjects, Resolved, KillWorker, SpawnWorker]
 
 A future's life::
 
@@ -21,7 +23,8 @@ A future's life::
 
 Invariants: a future's id never changes; it is assigned to at most one worker at a time; a
 ready future is in exactly one ready queue; a result whose worker died is LOST and is
-rebuilt (or its dependents fail) before anyone uses it.
+rebuilt (or its dependents fail) before anyone uses it. ``self.now`` is the time of the
+event being handled: every event sets it first, so no rule reads an older one.
 """
 
 from __future__ import annotations
@@ -29,19 +32,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict, deque
 from typing import Any
 
-from ..errors import UnsatisfiableRequirementError, WorkerDiedException
-from ..local import protocol as P
-from ..local.protocol import DRIVER, Outcome, TaskMsg, TaskSpec
-from . import actor_rules as scheduler_actors
+from ..errors import UnsatisfiableRequirementError
+from . import actor_rules, dispatch, worker_deaths
 from . import views as scheduler_views
-from .placement import (
-    PLAIN,
-    WorkerState,
-    describe_capacity,
-    largest_capacity,
-    prefetch_depth,
-    shape_of,
+from .instructions import (
+    CallActor,
+    CancelTask,
+    CreateActor,
+    FreeObjects,
+    Instruction,
+    KillActor,
+    KillWorker,
+    Resolved,
+    RunTasks,
 )
+from .placement import WorkerState, shape_of, unsatisfiable_message
 from .records import (
     ASSIGNED,
     CANCELLED,
@@ -57,8 +62,8 @@ from .records import (
     framework_error,
     upstream_outcome,
 )
+from .specs import DRIVER, Outcome, TaskMsg, TaskSpec, WorkerStats
 
-Instr = tuple[Any, ...]
 BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anyway
 
 
@@ -84,16 +89,16 @@ class SchedulerState:
         self.counts: Counter[str] = Counter()
         self.cancelling: dict[int, float] = {}  # tid -> deadline
         self.mean_duration = 0.0
-        self.now = 0.0
-        self._out: list[Instr] = []
+        self.now = 0.0  # the time of the event being handled
+        self._out: list[Instruction] = []
         self._runs: defaultdict[int, list[TaskMsg]] = defaultdict(list)
         self._resolves: defaultdict[int, list[tuple[int, Outcome]]] = defaultdict(list)
         self._wake_workers: set[int] = set()  # workers whose held tasks go out in this flush
         self._satisfiable: set[Any] = set()  # requirement shapes some live worker can meet
 
     # -- plumbing -------------------------------------------------------------------
-    def _flush(self) -> list[Instr]:
-        self._dispatch()
+    def _flush(self) -> list[Instruction]:
+        dispatch.dispatch(self)
         out = self._out
         # Tasks that have a free slot go now. Prefetched ones (they would only queue on the
         # worker) wait here until that worker reports results or blocks, and then go
@@ -104,16 +109,13 @@ class SchedulerState:
                 self._runs[wid].extend(w.unsent)
                 w.unsent = []
         for wid, msgs in self._runs.items():
-            out.append(("send", wid, (P.RUN, msgs)))
+            out.append(RunTasks(wid, msgs))
         for w in self.workers.values():
             if len(w.unsent) >= BATCH_TASKS:
-                out.append(("send", w.wid, (P.RUN, w.unsent)))
+                out.append(RunTasks(w.wid, w.unsent))
                 w.unsent = []
         for proc, items in self._resolves.items():
-            if proc == DRIVER:
-                out.extend(("resolve", DRIVER, tid, o) for tid, o in items)
-            else:
-                out.append(("send", proc, (P.RESOLVED, items)))
+            out.append(Resolved(proc, items))
         self._out = []
         self._runs.clear()
         self._resolves.clear()
@@ -121,24 +123,21 @@ class SchedulerState:
         self._attach_functions(out)
         return out
 
-    def _attach_functions(self, out: list[Instr]) -> None:
-        """Give each task message its function's pickle if its worker has not had it yet.
+    def _attach_functions(self, out: list[Instruction]) -> None:
+        """Give each task its function's pickle if its worker has not had it yet.
 
-        Decided here, over the final instructions in the order they will be sent, and never
-        when a task is placed: a task placed earlier may be sent later (held for a batch),
-        or never (cancelled, its worker died), so what a worker holds is exactly what was
-        sent to it, and the shell sends these in this order on one ordered pipe."""
+        Decided here, over the final instructions in the order they will be carried out, and
+        never when a task is placed: a task placed earlier may be sent later (held for a
+        batch), or never (cancelled, its worker died), so what a worker holds is exactly what
+        was sent to it, and the shell carries these out in this order on one ordered pipe."""
         for ins in out:
-            if ins[0] != "send":
-                continue
-            kind, body = ins[2][0], ins[2][1]
-            if kind == P.RUN:
-                msgs: list[TaskMsg] = body
-            elif kind in (P.CREATE_ACTOR, P.ACTOR_CALL):
-                msgs = [body]
+            if isinstance(ins, RunTasks):
+                msgs = ins.tasks
+            elif isinstance(ins, (CreateActor, CallActor)):
+                msgs = [ins.task]
             else:
                 continue
-            w = self.workers.get(ins[1])
+            w = self.workers.get(ins.worker)
             if w is None:
                 continue
             for msg in msgs:
@@ -151,8 +150,8 @@ class SchedulerState:
         self.counts[PUBLIC_STATE[state]] += 1
         t.state = state
 
-    def _send(self, proc: int, msg: tuple[Any, ...]) -> None:
-        self._out.append(("send", proc, msg))
+    def _emit(self, ins: Instruction) -> None:
+        self._out.append(ins)
 
     def _resolve(self, t: TaskState, procs: set[int] | None = None) -> None:
         assert t.outcome is not None
@@ -164,17 +163,20 @@ class SchedulerState:
     # -- workers --------------------------------------------------------------------
     def add_worker(self, wid: int, capacity: dict[str, float], now: float) -> None:
         """A worker process was started; it takes work once it says hello."""
+        self.now = now
         self.workers[wid] = WorkerState(wid=wid, capacity=dict(capacity), last_seen=now)
         self._satisfiable.clear()
 
-    def worker_ready(self, wid: int, pid: int, now: float) -> list[Instr]:
+    def worker_ready(self, wid: int, pid: int, now: float) -> list[Instruction]:
+        self.now = now
         w = self.workers.get(wid)
         if w is None or w.status == "dead":
             return []
         w.status, w.pid, w.last_seen = "alive", pid, now
         return self._flush()
 
-    def heartbeat(self, wid: int, stats: P.WorkerStats, now: float) -> None:
+    def heartbeat(self, wid: int, stats: WorkerStats, now: float) -> None:
+        self.now = now
         w = self.workers.get(wid)
         if w is not None and w.status != "dead":
             w.last_seen = now
@@ -189,23 +191,10 @@ class SchedulerState:
         if any(w.could_ever_fit(req) for w in live):
             self._satisfiable.add(shape)
             return
-        wanted = describe_capacity(req)
-        if live:
-            kinds = sorted({describe_capacity(w.capacity) for w in live})
-            offers = (
-                "the largest worker offers " + kinds[0]
-                if len(kinds) == 1
-                else ("the workers offer " + "; ".join(kinds))
-            )
-            offers += (
-                f" (most of each: {describe_capacity(largest_capacity(live))})" if len(kinds) > 1 else ""
-            )
-        else:
-            offers = "there are no live workers"
-        raise UnsatisfiableRequirementError(f"no worker can ever meet the requirement ({wanted}); {offers}")
+        raise UnsatisfiableRequirementError(unsatisfiable_message(req, live))
 
     # -- submission -----------------------------------------------------------------
-    def submit(self, spec: TaskSpec, holder: int, now: float) -> list[Instr]:
+    def submit(self, spec: TaskSpec, holder: int, now: float) -> list[Instruction]:
         """A new future. Raises UnsatisfiableRequirementError for the kernel's own calls."""
         self.now = now
         if spec.kind == "put":
@@ -215,39 +204,41 @@ class SchedulerState:
             req["cpu"] = max(req.get("cpu", 0.0), 1.0)
         t = TaskState(spec=spec, req=req, retries_left=spec.max_retries, submitted=now)
         t.holders.add(holder)
-        error = None
-        if spec.kind in ("task", "actor"):
-            try:
-                self.check_requirements(req)
-            except UnsatisfiableRequirementError as exc:
-                if holder == DRIVER:
-                    raise
-                error = str(exc)
-        self.tasks[spec.tid] = t
+        error = self._requirement_error(t, holder)
+        self._register(t)
+        if error is not None:
+            self._fail(t, framework_error("UnsatisfiableRequirementError", error))
+        elif spec.kind == "call":
+            actor_rules.enqueue_call(self, t)
+        else:
+            if spec.kind == "actor":
+                actor_rules.register(self, t)
+            self._prepare(t)
+        return self._flush()
+
+    def _requirement_error(self, t: TaskState, holder: int) -> str | None:
+        """Why no worker could ever run ``t`` (None if one could); raised at the kernel."""
+        if t.spec.kind not in ("task", "actor"):
+            return None
+        try:
+            self.check_requirements(t.req)
+        except UnsatisfiableRequirementError as exc:
+            if holder == DRIVER:
+                raise
+            return str(exc)
+        return None
+
+    def _register(self, t: TaskState) -> None:
+        self.tasks[t.spec.tid] = t
         self.counts[PUBLIC_STATE[WAITING]] += 1
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is not None:
                 dep.lineage_users += 1
-        if error is not None:
-            self._fail(t, framework_error("UnsatisfiableRequirementError", error))
-        elif spec.kind == "call":
-            self._enqueue_call(t)
-        else:
-            if spec.kind == "actor":
-                assert spec.actor is not None
-                self.actors[spec.actor] = ActorState(
-                    aid=spec.actor,
-                    create_tid=spec.tid,
-                    cls_name=spec.name,
-                    restarts_left=spec.max_restarts,
-                )
-                t.holds += 1  # the creation record lives as long as the actor
-            self._prepare(t)
-        return self._flush()
 
-    def put(self, tid: int, outcome: Outcome, holder: int, now: float) -> list[Instr]:
+    def put(self, tid: int, outcome: Outcome, holder: int, now: float) -> list[Instruction]:
         """An object stored by a client; it is done from the start and never rebuilt."""
+        self.now = now
         spec = TaskSpec(tid=tid, kind="put", allow_reconstruction=False, owner=holder)
         t = TaskState(spec=spec, req={}, state=DONE, outcome=outcome, submitted=now, finished=now)
         t.holders.add(holder)
@@ -288,7 +279,7 @@ class SchedulerState:
             if dep.state == LOST:
                 self._rebuild(dep)
             if dep.state in (FAILED, CANCELLED):
-                self._fail_upstream(t, dep)
+                self._fail(t, upstream_outcome(dep))
                 return False
             dep.consumers.add(t.spec.tid)
             if dep.state != DONE:
@@ -314,6 +305,10 @@ class SchedulerState:
         t.outcome = None
         t.retries_left = t.spec.max_retries
         t.avoid.clear()
+        self._requeue(t)
+
+    def _requeue(self, t: TaskState) -> None:
+        """Run ``t`` (again) once its inputs are there."""
         self._set(t, WAITING)
         self._prepare(t)
 
@@ -331,116 +326,7 @@ class SchedulerState:
             q = self.ready[key] = deque()
         q.append(t.spec.tid)
 
-    # -- placement ------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        if not self.ready:
-            return
-        alive = [w for w in self.workers.values() if w.status == "alive"]
-        if not alive:
-            return
-        depth = prefetch_depth(self.mean_duration)
-        seen: set[Any] = set()
-        while keys := [k for k in self.ready if k not in seen]:
-            seen.update(keys)
-            self._dispatch_keys(keys, alive, depth)
-
-    def _dispatch_keys(self, keys: list[Any], alive: list[WorkerState], depth: int) -> None:
-        for key in keys:
-            if key not in self.ready:
-                continue
-            q = self.ready[key]
-            while q:
-                t = self.tasks.get(q[0])
-                if t is None or t.state != READY:
-                    q.popleft()
-                    continue
-                choice = self._pick(t, alive, depth)
-                if choice is None:
-                    break
-                q.popleft()
-                self._assign(t, *choice)
-            if not q:
-                del self.ready[key]
-
-    def _pick(self, t: TaskState, alive: list[WorkerState], depth: int) -> tuple[WorkerState, bool] | None:
-        req = t.req
-        candidates = alive
-        loc = t.spec.locality
-        if loc is not None:
-            obj = self.tasks.get(loc[1])
-            if obj is None or obj.state != DONE:
-                # The copy it must run beside is gone: rebuild it first.
-                self._set(t, WAITING)
-                self._prepare(t)
-                return None
-            assert obj.outcome is not None
-            where = self.workers.get(obj.outcome.where or -1)
-            if where is not None and where.status == "alive":
-                candidates = [where]
-        if t.avoid and any(w.wid not in t.avoid and w.could_ever_fit(req) for w in alive):
-            candidates = [w for w in candidates if w.wid not in t.avoid]
-        plain = depth > 0 and shape_of(req) == PLAIN
-        best: tuple[Any, ...] | None = None
-        chosen: tuple[WorkerState, bool] | None = None
-        for w in candidates:
-            if w.fits(req):
-                prefetch = False
-            elif plain and w.prefetched < depth:
-                prefetch = True
-            else:
-                continue
-            score = (not prefetch, self._local_bytes(t, w.wid), -len(w.assigned))
-            if best is None or score > best:
-                best, chosen = score, (w, prefetch)
-        return chosen
-
-    def _local_bytes(self, t: TaskState, wid: int) -> int:
-        total = 0
-        for d in t.spec.deps:
-            o = self.tasks[d].outcome
-            if o is not None and o.where == wid and o.segment is not None:
-                total += o.nbytes
-        return total
-
-    def _task_msg(self, t: TaskState, w: WorkerState) -> TaskMsg:
-        spec = t.spec
-        inputs = {}
-        for d in spec.deps:
-            o = self.tasks[d].outcome
-            if o is not None:
-                inputs[d] = o
-        return TaskMsg(
-            tid=spec.tid,
-            attempt=t.attempt,
-            kind=spec.kind,
-            fn_hash=spec.fn_hash,
-            fn_bytes=None,  # attached when it is sent (_attach_functions)
-            args=spec.args,
-            inputs=inputs,
-            actor=spec.actor,
-            method=spec.method,
-            name=spec.name,
-        )
-
-    def _assign(self, t: TaskState, w: WorkerState, prefetch: bool) -> None:
-        self._set(t, ASSIGNED)
-        t.worker = w.wid
-        t.attempt += 1
-        t.started = self.now
-        if prefetch:
-            t.prefetched = True
-            w.prefetched += 1
-        else:
-            w.reserve(t.req)
-            t.reserved = True
-        w.assigned.add(t.spec.tid)
-        if t.spec.kind == "actor":
-            self._send(w.wid, (P.CREATE_ACTOR, self._task_msg(t, w)))
-        elif prefetch:
-            w.unsent.append(self._task_msg(t, w))
-        else:
-            self._runs[w.wid].append(self._task_msg(t, w))
-
+    # -- placement (dispatch.py places ready futures) -----------------------------------
     def _unassign(self, t: TaskState) -> None:
         w = self.workers.get(t.worker) if t.worker is not None else None
         if w is not None:
@@ -453,7 +339,7 @@ class SchedulerState:
         t.worker = None
 
     # -- results --------------------------------------------------------------------
-    def done(self, wid: int, results: list[tuple[int, int, Outcome]], now: float) -> list[Instr]:
+    def done(self, wid: int, results: list[tuple[int, int, Outcome]], now: float) -> list[Instruction]:
         """A batch of results from one worker."""
         self.now = now
         for tid, attempt, outcome in results:
@@ -464,56 +350,65 @@ class SchedulerState:
     def _done_one(self, wid: int, tid: int, attempt: int, outcome: Outcome) -> None:
         t = self.tasks.get(tid)
         if t is None or t.worker != wid or t.attempt != attempt:
-            if outcome.segment is not None:  # a stale copy nobody will read
-                self._send(wid, (P.FREE, [outcome.segment]))
+            self._free_copy(wid, outcome)  # a stale copy nobody will read
             return
         kind = t.spec.kind
         if kind == "call":
-            actor = self.actors.get(t.spec.actor or -1)
-            if actor is not None:
-                actor.inflight.discard(tid)
-                actor.calls_done += 1
+            actor_rules.call_finished(self, t)
         if t.state == CANCELLED:
-            self._unassign(t)
-            self.cancelling.pop(tid, None)
-            if outcome.segment is not None:
-                self._send(wid, (P.FREE, [outcome.segment]))
-            self._after_finish(t)
+            self._cancel_confirmed(t, wid, outcome)
             return
         if kind == "task" and outcome.duration:
-            self.mean_duration = (
-                outcome.duration
-                if not self.mean_duration
-                else (0.8 * self.mean_duration + 0.2 * outcome.duration)
-            )
+            self._learn_duration(outcome.duration)
         if kind != "actor" or outcome.status != "ok":
             self._unassign(t)
         if outcome.status == "ok":
-            t.outcome = outcome
-            t.finished = self.now
-            self._set(t, DONE)
-            self._hold_contained(outcome)
-            if kind == "actor":
-                self._actor_started(t, wid)
-            if not t.resolved:
-                self._resolve(t)
-            self._wake_consumers(t)
-            self._after_finish(t)
+            self._succeeded(t, wid, outcome)
         elif outcome.status == "cancelled":
             t.outcome = outcome
             self._set(t, CANCELLED)
             self._resolve(t)
             self._fail_consumers(t)
             self._after_finish(t)
-        elif outcome.error_type == "jf:ObjectLost" and t.deaths < self.max_worker_deaths:
+        else:
+            self._failed_on(t, wid, outcome)
+
+    def _free_copy(self, wid: int, outcome: Outcome) -> None:
+        if outcome.segment is not None:
+            self._emit(FreeObjects(wid, [outcome.segment]))
+
+    def _cancel_confirmed(self, t: TaskState, wid: int, outcome: Outcome) -> None:
+        """The worker of a cancelled task is done with it (whatever it reports)."""
+        self._unassign(t)
+        self.cancelling.pop(t.spec.tid, None)
+        self._free_copy(wid, outcome)
+        self._after_finish(t)
+
+    def _learn_duration(self, duration: float) -> None:
+        m = self.mean_duration
+        self.mean_duration = duration if not m else 0.8 * m + 0.2 * duration
+
+    def _succeeded(self, t: TaskState, wid: int, outcome: Outcome) -> None:
+        t.outcome = outcome
+        t.finished = self.now
+        self._set(t, DONE)
+        self._hold_contained(outcome)
+        if t.spec.kind == "actor":
+            actor_rules.started(self, t, wid)
+        if not t.resolved:
+            self._resolve(t)
+        self._wake_consumers(t)
+        self._after_finish(t)
+
+    def _failed_on(self, t: TaskState, wid: int, outcome: Outcome) -> None:
+        """``t`` raised (or lost an input) on ``wid``: run it again if it may, else fail it."""
+        if outcome.error_type == "jf:ObjectLost" and t.deaths < self.max_worker_deaths:
             t.deaths += 1  # an input vanished under it: rebuild the input, then run again
-            self._set(t, WAITING)
-            self._prepare(t)
-        elif kind == "task" and t.retries_left > 0:
+            self._requeue(t)
+        elif t.spec.kind == "task" and t.retries_left > 0:
             t.retries_left -= 1
             t.avoid.add(wid)
-            self._set(t, WAITING)
-            self._prepare(t)
+            self._requeue(t)
         else:
             self._fail(t, outcome)
 
@@ -526,7 +421,7 @@ class SchedulerState:
             ct.waiting_on.discard(tid)
             if not ct.waiting_on:
                 if ct.spec.kind == "call":
-                    self._pump_actor(self.actors[ct.spec.actor or -1])
+                    actor_rules.pump(self, self.actors[ct.spec.actor or -1])
                 else:
                     self._make_ready(ct)
 
@@ -544,19 +439,16 @@ class SchedulerState:
             if not (keep_resolved and cur.resolved):
                 self._resolve(cur)
             if cur.spec.kind == "actor":
-                self._actor_dead(cur.spec.actor, f"it failed to start ({out.error_type.removeprefix('jf:')})")
+                actor_rules.dead(
+                    self, cur.spec.actor, f"it failed to start ({out.error_type.removeprefix('jf:')})"
+                )
             if cur.spec.kind == "call":
-                actor = self.actors.get(cur.spec.actor or -1)
-                if actor is not None:
-                    actor.inflight.discard(cur.spec.tid)
+                actor_rules.call_failed(self, cur)
             for c in list(cur.consumers):
                 ct = self.tasks.get(c)
                 if ct is not None and ct.state in (WAITING, READY):
                     stack.append((ct, upstream_outcome(cur)))
             self._after_finish(cur)
-
-    def _fail_upstream(self, t: TaskState, dep: TaskState) -> None:
-        self._fail(t, upstream_outcome(dep))
 
     def _fail_consumers(self, t: TaskState) -> None:
         for c in list(t.consumers):
@@ -574,7 +466,9 @@ class SchedulerState:
         self._maybe_free(t)
 
     # -- references and freeing -----------------------------------------------------
-    def acquire(self, proc: int, tids: list[int]) -> list[Instr]:
+    def acquire(self, proc: int, tids: list[int], now: float) -> list[Instruction]:
+        """``proc`` holds futures ``tids``: tell it of those that have ended."""
+        self.now = now
         for tid in tids:
             t = self.tasks.get(tid)
             if t is None:
@@ -588,7 +482,9 @@ class SchedulerState:
                 self._resolve(t, {proc})
         return self._flush()
 
-    def release(self, proc: int, tids: list[int]) -> list[Instr]:
+    def release(self, proc: int, tids: list[int], now: float) -> list[Instruction]:
+        """``proc`` dropped its futures ``tids``: values nobody can read are freed."""
+        self.now = now
         for tid in tids:
             t = self.tasks.get(tid)
             if t is not None:
@@ -596,8 +492,9 @@ class SchedulerState:
                 self._maybe_free(t)
         return self._flush()
 
-    def copy_missing(self, tid: int) -> list[Instr]:
+    def copy_missing(self, tid: int, now: float) -> list[Instruction]:
         """A client found a value's copy gone before it read it: rebuild it (or fail)."""
+        self.now = now
         t = self.tasks.get(tid)
         if t is not None and t.state == DONE and t.outcome is not None and t.outcome.segment:
             self._drop_value(t, free=False)
@@ -638,12 +535,10 @@ class SchedulerState:
         o = t.outcome
         if o is None:
             return
-        if free and o.segment is not None:
-            w = self.workers.get(o.where) if o.where is not None else None
-            if o.where == DRIVER:
-                self._out.append(("free_local", [o.segment]))
-            elif w is not None and w.status != "dead":
-                self._send(w.wid, (P.FREE, [o.segment]))
+        if free and o.segment is not None and o.where is not None:
+            w = self.workers.get(o.where)
+            if o.where == DRIVER or (w is not None and w.status != "dead"):
+                self._emit(FreeObjects(o.where, [o.segment]))
         for c in o.contained:
             inner = self.tasks.get(c)
             if inner is not None:
@@ -652,28 +547,34 @@ class SchedulerState:
         t.outcome = None
 
     # -- cancellation -----------------------------------------------------------------
-    def cancel(self, tid: int, now: float) -> tuple[bool, list[Instr]]:
+    def cancellable(self, tid: int) -> bool:
+        """Whether ``cancel(tid)`` would cancel it now: it exists and has not finished."""
+        t = self.tasks.get(tid)
+        return t is not None and t.state not in FINISHED
+
+    def cancel(self, tid: int, now: float) -> list[Instruction]:
+        """Cancel ``tid`` if it has not finished (see ``cancellable``); else nothing."""
         self.now = now
         t = self.tasks.get(tid)
         if t is None or t.state in FINISHED:
-            return False, []
+            return []
         was = t.state
         t.outcome = Outcome(status="cancelled")
         self._set(t, CANCELLED)
         self._resolve(t)
         self._fail_consumers(t)
         if t.spec.kind == "actor":
-            self._actor_dead(t.spec.actor, "its creation was cancelled")
+            actor_rules.dead(self, t.spec.actor, "its creation was cancelled")
         elif was == ASSIGNED and t.worker is not None and self._drop_unsent(t):
             self._unassign(t)
             self._after_finish(t)
         elif was == ASSIGNED and t.worker is not None:
-            self._send(t.worker, (P.CANCEL, tid))
+            self._emit(CancelTask(t.worker, tid))
             if t.spec.kind == "task":
                 self.cancelling[tid] = now + self.cancel_grace
         else:
             self._after_finish(t)
-        return True, self._flush()
+        return self._flush()
 
     def _drop_unsent(self, t: TaskState) -> bool:
         """Take a held task back before it was ever sent; True if it was held."""
@@ -687,7 +588,9 @@ class SchedulerState:
         return False
 
     # -- nested waits -----------------------------------------------------------------
-    def blocked(self, wid: int, tid: int) -> list[Instr]:
+    def blocked(self, wid: int, tid: int, now: float) -> list[Instruction]:
+        """Task ``tid`` on ``wid`` waits on other futures: its slot goes to other work."""
+        self.now = now
         t = self.tasks.get(tid)
         if t is not None and t.worker == wid and t.reserved:
             self.workers[wid].unreserve(t.req)
@@ -695,152 +598,68 @@ class SchedulerState:
         self._wake_workers.add(wid)
         return self._flush()
 
-    def unblocked(self, wid: int, tid: int) -> list[Instr]:
+    def unblocked(self, wid: int, tid: int, now: float) -> list[Instruction]:
+        """Task ``tid`` on ``wid`` runs again: it takes its slot back."""
+        self.now = now
         t = self.tasks.get(tid)
         if t is not None and t.worker == wid and not t.reserved and not t.prefetched:
             self.workers[wid].reserve(t.req)
             t.reserved = True
         return []
 
-    # -- actors (scheduler_actors.py) -----------------------------------------------
-    def _enqueue_call(self, t: TaskState) -> None:
-        scheduler_actors.enqueue_call(self, t)
-
-    def _pump_actor(self, actor: ActorState) -> None:
-        scheduler_actors.pump(self, actor)
-
-    def _actor_started(self, t: TaskState, wid: int) -> None:
-        scheduler_actors.started(self, t, wid)
-
-    def _actor_dead(self, aid: int | None, why: str, code: int | None = None) -> None:
-        scheduler_actors.dead(self, aid, why, code)
-
-    def kill_actor(self, aid: int) -> list[Instr]:
+    # -- actors (actor_rules.py) ------------------------------------------------------
+    def kill_actor(self, aid: int, now: float) -> list[Instruction]:
+        self.now = now
         actor = self.actors.get(aid)
         if actor is None or actor.status == "dead":
             return []
         if actor.worker is not None:
-            self._send(actor.worker, (P.KILL_ACTOR, aid))
-        self._actor_dead(aid, "it was killed with kill_actor()")
+            self._emit(KillActor(actor.worker, aid))
+        actor_rules.dead(self, aid, "it was killed with kill_actor()")
         return self._flush()
 
-    # -- failures and time ------------------------------------------------------------
-    def worker_died(self, wid: int, exitcode: int | None, now: float) -> list[Instr]:
+    # -- failures and time (worker_deaths.py) ------------------------------------------
+    def worker_died(self, wid: int, exitcode: int | None, now: float) -> list[Instruction]:
         """A worker exited or was presumed dead: resubmit, mark lost, restart actors."""
         self.now = now
         w = self.workers.get(wid)
         if w is None or w.status == "dead":
             return []
-        w.status = "dead"
-        w.exitcode = exitcode
-        self._satisfiable.clear()
-        w.unsent = []
-        why = f"worker {wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
-        for tid in list(w.assigned):
-            t = self.tasks[tid]
-            self._unassign(t)
-            self.cancelling.pop(tid, None)
-            if t.state == CANCELLED:
-                self._after_finish(t)
-            elif t.spec.kind == "call":
-                self._fail(
-                    t, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode)
-                )
-            elif t.spec.kind == "actor" and t.state == DONE:
-                continue  # handled with the worker's actors below
-            else:
-                t.deaths += 1
-                if t.deaths > self.max_worker_deaths:
-                    self._fail(
-                        t,
-                        framework_error(
-                            "WorkerDiedException",
-                            f"{why}; the workers running this task died {t.deaths} times "
-                            f"(a task is resubmitted at most {self.max_worker_deaths} times)",
-                            exitcode,
-                        ),
-                    )
-                else:
-                    self._set(t, WAITING)
-                    self._prepare(t)
-        for aid in list(w.actors):
-            actor = self.actors[aid]
-            for tid in list(actor.inflight):
-                ct = self.tasks.get(tid)
-                if ct is not None and ct.state not in FINISHED:
-                    self._fail(
-                        ct, framework_error("ActorDiedError", f"the actor's {why} during this call", exitcode)
-                    )
-            actor.inflight.clear()
-            w.actors.discard(aid)
-            if actor.restarts_left > 0 and actor.status != "dead":
-                actor.restarts_left -= 1
-                actor.status = "restarting"
-                actor.worker = None
-                create = self.tasks[actor.create_tid]
-                self._unassign(create)
-                self._set(create, WAITING)
-                self._prepare(create)
-            else:
-                self._actor_dead(aid, f"its {why}", exitcode)
-        lost = []
-        orphaned = []
-        for t in list(self.tasks.values()):
-            if wid in t.holders:
-                t.holders.discard(wid)
-                orphaned.append(t)
-            o = t.outcome
-            if t.state == DONE and o is not None and o.where == wid and o.segment is not None:
-                self._drop_value(t, free=False)
-                self._set(t, LOST)
-                lost.append(t)
-        for t in lost:
-            needed = [
-                self.tasks[c]
-                for c in t.consumers
-                if c in self.tasks and self.tasks[c].state in (WAITING, READY)
-            ]
-            for ct in needed:
-                if ct.state == READY:
-                    self._set(ct, WAITING)
-                self._prepare(ct)
-            self._maybe_free(t)
-        for t in orphaned:
-            self._maybe_free(t)
-        self._out.append(("spawn", wid))
+        worker_deaths.worker_died(self, w, exitcode)
         return self._flush()
 
-    def tick(self, now: float) -> list[Instr]:
+    def presume_dead_if_silent(self, tid: int, seconds: float, now: float) -> list[Instruction]:
+        """If the worker running ``tid`` has been silent for ``seconds``, kill it as dead."""
+        self.now = now
+        t = self.tasks.get(tid)
+        w = self.workers.get(t.worker) if t is not None and t.worker is not None else None
+        if w is None or w.status != "alive" or now - w.last_seen < seconds:
+            return []
+        return self._presume_dead(w.wid, f"silent for {now - w.last_seen:.1f} s", now)
+
+    def tick(self, now: float) -> list[Instruction]:
         """Time passes: presume silent workers dead, kill workers that ignore a cancel."""
         self.now = now
-        doomed: dict[int, str] = {}
-        for w in self.workers.values():
-            if w.status == "alive" and now - w.last_seen > self.heartbeat_timeout:
-                doomed[w.wid] = f"missed heartbeats for {now - w.last_seen:.1f} s"
-            elif w.status == "starting" and now - w.last_seen > self.start_timeout:
-                doomed[w.wid] = f"did not start within {self.start_timeout:.0f} s"
-        for tid, deadline in list(self.cancelling.items()):
-            t = self.tasks.get(tid)
-            if t is None or t.worker is None:
-                self.cancelling.pop(tid, None)
-            elif now > deadline:
-                doomed.setdefault(
-                    t.worker, f"task {tid} ignored its cancellation for {self.cancel_grace:.1f} s"
-                )
-        out: list[Instr] = []
-        for wid, why in doomed.items():
-            out.append(("kill", wid, why))
-            out.extend(self.worker_died(wid, None, now))
+        out: list[Instruction] = []
+        for wid, why in worker_deaths.overdue_workers(self, now).items():
+            out.extend(self._presume_dead(wid, why, now))
         out.extend(self._flush())
         return out
 
-    # -- views (scheduler_views.py) ---------------------------------------------------
+    def _presume_dead(self, wid: int, why: str, now: float) -> list[Instruction]:
+        return [KillWorker(wid, why), *self.worker_died(wid, None, now)]
+
+    # -- views (views.py) -------------------------------------------------------------
     def future_state(self, tid: int) -> str:
-        return scheduler_views.future_state(self, tid)
+        return scheduler_views.future_state(self.tasks, tid)
 
     def locality(self, tid: int) -> list[int]:
-        return scheduler_views.locality(self, tid)
+        return scheduler_views.locality(self.tasks, self.workers, tid)
+
+    def alive_workers(self) -> int:
+        """How many workers have said hello and not died."""
+        return sum(1 for w in self.workers.values() if w.status == "alive")
 
     def snapshot(self) -> dict[str, Any]:
         """The cheap part of ``status()``: counters kept up to date as states change."""
-        return scheduler_views.snapshot(self)
+        return scheduler_views.snapshot(self.tasks, self.workers, self.actors, self.counts)

@@ -1,26 +1,29 @@
-"""Read-only views of the scheduler's state: cheap enough for a dashboard twice a second."""
+"""Read-only views of the scheduler's state: cheap enough for a dashboard twice a second.
+
+They read the scheduler's tables (``SchedulerState.tasks``, ``.workers``, ``.actors``,
+``.counts``), passed in, and return plain data.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from typing import Any
 
-from ..local.protocol import DRIVER
-from .records import ASSIGNED, PUBLIC_STATE, ActorState
-
-if TYPE_CHECKING:
-    from .scheduler import SchedulerState
+from .placement import WorkerState
+from .records import ASSIGNED, PUBLIC_STATE, ActorState, TaskState
+from .specs import DRIVER
 
 
-def future_state(state: SchedulerState, tid: int) -> str:
-    t = state.tasks.get(tid)
+def future_state(tasks: dict[int, TaskState], tid: int) -> str:
+    t = tasks.get(tid)
     return PUBLIC_STATE[t.state] if t is not None else "released"
 
 
-def locality(state: SchedulerState, tid: int) -> list[int]:
-    t = state.tasks.get(tid)
+def locality(tasks: dict[int, TaskState], workers: dict[int, WorkerState], tid: int) -> list[int]:
+    t = tasks.get(tid)
     if t is None or t.outcome is None or t.outcome.where in (None, DRIVER):
         return []
-    w = state.workers.get(t.outcome.where)
+    w = workers.get(t.outcome.where)
     return [t.outcome.where] if w is not None and w.status == "alive" else []
 
 
@@ -36,14 +39,19 @@ def actor_view(a: ActorState) -> dict[str, Any]:
     }
 
 
-def snapshot(state: SchedulerState) -> dict[str, Any]:
+def snapshot(
+    tasks: dict[int, TaskState],
+    workers: dict[int, WorkerState],
+    actors: dict[int, ActorState],
+    counts: Counter[str],
+) -> dict[str, Any]:
     """The cheap part of ``status()``: counters kept up to date as states change."""
-    workers = []
-    for w in state.workers.values():
+    shown = []
+    for w in workers.values():
         if w.status == "dead":
             continue
         s: dict[str, Any] = dict(w.stats or {})
-        workers.append(
+        shown.append(
             {
                 "id": w.wid,
                 "pid": w.pid,
@@ -55,10 +63,9 @@ def snapshot(state: SchedulerState) -> dict[str, Any]:
                 "spilled": s.get("spilled", 0),
                 "objects": s.get("objects", 0),
                 "actors": sorted(w.actors),
-                "running": sorted(t for t in w.assigned if state.tasks[t].state == ASSIGNED),
+                "running": sorted(t for t in w.assigned if tasks[t].state == ASSIGNED),
                 "capacity": dict(w.capacity),
             }
         )
-    actors = [actor_view(a) for a in state.actors.values()]
-    futures = {k: v for k, v in state.counts.items() if v}
-    return {"workers": workers, "futures": futures, "actors": actors}
+    futures = {k: v for k, v in counts.items() if v}
+    return {"workers": shown, "futures": futures, "actors": [actor_view(a) for a in actors.values()]}

@@ -5,9 +5,10 @@
     cell In[3] starts ── pre_run_cell ──► CellLog: (time, In[3]'s parent header)
     jf.submit(f) in In[3] ──────────────► the scheduler notes when it was submitted
     ... later, while In[7] runs ...
-    worker prints ── OUTPUT(tid, stream, text) ──► I/O thread ──► CellRouter
+    worker prints ── the backend's output handler (tid, stream, text) ──► CellRouter
+        backend.output_origin(tid): the kernel futures it descends from, and when
         tid submitted by the kernel:        the cell that was running at its submission
-        tid submitted by a task on worker k: the cell of the tasks running on worker k
+        tid submitted by a task:            the cell of the kernel futures behind that task
     ──► iopub: stream / display_data / update_display_data with In[3]'s parent header
 
 A write to ``sys.stdout`` from the I/O thread would land in whichever cell runs now, so
@@ -41,8 +42,7 @@ import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ..local import views as cluster_view
-from ..local.protocol import DISPLAY_STREAM, DRIVER, DisplayBundle
+from ..backend import DISPLAY_STREAM, DisplayBundle
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -104,7 +104,7 @@ def cell_log(shell: Any) -> CellLog:
 
 
 class CellRouter:
-    """``client.output_handler`` in a kernel: publishes task output under its cell."""
+    """The backend's output handler in a kernel: publishes task output under its cell."""
 
     def __init__(self, shell: Any, client: Client) -> None:
         self.cells = cell_log(shell)
@@ -134,20 +134,19 @@ class CellRouter:
         client = self._client()
         if client is None or client.closed or depth > MAX_NESTING:
             return None
-        info = cluster_view.submitted(client, tid)
-        if info is None:
+        origin = client.backend.output_origin(tid)
+        if origin is None:
             return None
-        owner, when = info
         parent = None
-        if owner != DRIVER:  # submitted by a task: its cell is that of the work on the worker
+        if origin.roots != (tid,):  # nested work: the cell of the kernel futures it came from
             found = {}
-            for other in cluster_view.running_on(client, owner):
-                if other != tid and (p := self.parent_of(other, depth + 1)) is not None:
+            for root in origin.roots:
+                if root != tid and (p := self.parent_of(root, depth + 1)) is not None:
                     found[p.get("msg_id")] = p
             if len(found) == 1:
                 parent = next(iter(found.values()))
         if parent is None:
-            parent = self.cells.cell_at(when)
+            parent = self.cells.cell_at(origin.submitted)
         if parent is not None:
             self._parents[tid] = parent
             if len(self._parents) > MAX_TIDS:
@@ -229,9 +228,8 @@ class CellWaiter:
 
 
 def _unsettled(client: Client) -> dict[int, Any]:
-    """The kernel's futures not resolved yet, by id."""
-    pending = getattr(client, "_pending", None) or {}
-    return dict(list(pending.items()))
+    """The kernel's futures not settled yet, by id."""
+    return {f.id: f for f in client.backend.unsettled()}
 
 
 _waiters: weakref.WeakKeyDictionary[Any, CellWaiter] = weakref.WeakKeyDictionary()
@@ -244,19 +242,23 @@ def cell_waiter(shell: Any) -> CellWaiter:
     return waiter
 
 
+_routers: weakref.WeakKeyDictionary[Any, CellRouter] = weakref.WeakKeyDictionary()
+
+
 def attach(client: Client) -> CellRouter | None:
     """In a Jupyter kernel, send ``client``'s remote output to the submitting cells, hold
     cells of batch runs open until their output is in (and let the JupyterLab cluster
     panel connect, see ``labcomm.py``). Outside a kernel, nothing."""
-    if isinstance(client.output_handler, CellRouter):
-        return client.output_handler
+    router = _routers.get(client)
+    if router is not None:
+        return router
     shell = kernel_shell()
     if shell is None:
         return None
     from .labcomm import register_comm_target
 
-    router = CellRouter(shell, client)
-    client.output_handler = router
+    router = _routers[client] = CellRouter(shell, client)
+    client.backend.set_output_handler(router)
     cell_waiter(shell).follow(client)
     register_comm_target(shell)
     return router

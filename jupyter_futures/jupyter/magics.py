@@ -47,11 +47,9 @@ from IPython.display import display
 
 from ..actors import ActorHandle
 from ..api import init
-from ..client import Client
+from ..client import Client, LocalityRequirement, current_client_or_none
 from ..errors import FutureTimeoutError, RemoteException, SerializationError
 from ..futures import Future
-from ..local import views as cluster_view
-from ..local.client_base import LocalityRequirement, current_client_or_none
 from .cell_analysis import CellNames, analyse, kernel_only
 from .kernel_output import attach
 from .remote_cell import LAST, CellCode, Namespace, run_cell, run_in_actor, take
@@ -299,7 +297,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
 
     def _actor(self, client: Client, name: str, requirements: dict[str, Any]) -> ActorHandle:
         value = self.shell.user_ns.get(name)
-        if isinstance(value, Future) and hasattr(value, "actor_id"):
+        if isinstance(value, Future) and value.actor_id is not None:
             value = value.result()
         if isinstance(value, ActorHandle):
             if any(requirements.values()):
@@ -311,7 +309,8 @@ class FuturesMagics(Magics):  # type: ignore[misc]
                 "choose another name for a new remote namespace"
             )
         created = client.create_actor(Namespace, **requirements)
-        handle = ActorHandle(created.actor_id, Namespace.__name__, ())  # type: ignore[attr-defined]
+        assert created.actor_id is not None
+        handle = ActorHandle(created.actor_id, Namespace.__name__, (), client)
         self.shell.user_ns[name] = handle
         return handle
 
@@ -319,15 +318,13 @@ class FuturesMagics(Magics):  # type: ignore[misc]
         if name not in self.shell.user_ns:
             raise UsageError(f"--on {name}: no variable named {name}")
         target = self.shell.user_ns[name]
-        if isinstance(target, Future) and hasattr(target, "actor_id"):
+        if isinstance(target, Future) and target.actor_id is not None:
             target = target.result()
         if isinstance(target, ActorHandle):
-            info = cluster_view.actor(client, target.id)
-            if info is None or info["state"] == "dead":
+            beside = client.actor_locality(target)
+            if beside is None:
                 raise UsageError(f"--on {name}: that actor is gone")
-            return LocalityRequirement(
-                info["worker"] if info["worker"] is not None else -1, info["create_tid"]
-            )
+            return beside
         if isinstance(target, Future):
             return target
         raise UsageError(f"--on {name}: expected a future or an actor handle, got a {type(target).__name__}")

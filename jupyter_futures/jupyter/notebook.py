@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import NotInKernelError
+
 if TYPE_CHECKING:
     from ..futures import Future
     from .widgets.dashboard import Dashboard
@@ -34,7 +36,7 @@ def dashboard() -> Dashboard:
 
     client = init()
     if not isinstance(client, Client):
-        raise RuntimeError("the dashboard is available in the kernel, not inside tasks")
+        raise NotInKernelError("the dashboard is available in the kernel, not inside tasks")
     return Dashboard(client)
 
 

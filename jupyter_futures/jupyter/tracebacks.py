@@ -35,6 +35,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NotInKernelError
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # jupyter_futures/
 _FRAME = re.compile(r'^  File "(?P<file>.+)", line (?P<line>\d+), in (?P<name>.+)$')
 _CHAIN = (
@@ -186,7 +188,7 @@ def render(exc: BaseException) -> list[str]:
 
     shell = get_ipython()
     if shell is None:
-        raise RuntimeError("not in IPython")  # IPython falls back to its own rendering
+        raise NotInKernelError("not in IPython")  # IPython falls back to its own rendering
     style = _Style(str(getattr(shell, "colors", "")).lower() != "nocolor")
     text = getattr(exc, "_jf_cell_traceback", "") or getattr(exc, "remote_traceback", "")
     sections = parse(text)

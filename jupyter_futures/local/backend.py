@@ -1,4 +1,4 @@
-"""``Client``: the kernel's handle on its embedded local cluster.
+"""``LocalBackend``: the embedded local engine, as the kernel's ``jf.Client`` drives it.
 
 It owns a :class:`~jupyter_futures.local.cluster.LocalCluster` and calls its scheduler directly,
 under the cluster's lock; results come back on the cluster's I/O thread.
@@ -11,11 +11,16 @@ import os
 import sys
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import psutil
 
-from .client_base import BaseClient, current_client_or_none, set_client
+from .. import errors
+from ..actors import ActorHandle
+from ..backend import ActorView, ClusterStatus, FutureView, Origin, OutputHandler
+from ..client import LocalityRequirement
+from . import views
+from .client_base import BaseClient
 from .cluster import LocalCluster
 from .protocol import DRIVER, Outcome, TaskSpec
 
@@ -26,6 +31,9 @@ def default_store_capacity(n_workers: int) -> int:
     """A quarter of this machine's memory, shared by the kernel's and the workers' stores."""
     total = psutil.virtual_memory().total
     return max(64 * 2**20, min(16 * GiB, total // 4 // (n_workers + 1)))
+
+
+MAX_NESTING = 8  # levels of tasks submitting tasks that output routing follows
 
 
 class LocalBackend(BaseClient):
@@ -48,6 +56,7 @@ class LocalBackend(BaseClient):
     """
 
     proc = DRIVER
+    name = "local"
 
     def __init__(
         self,
@@ -107,39 +116,95 @@ class LocalBackend(BaseClient):
         self.cluster.call(self.cluster.state.put, tid, outcome, DRIVER, time.monotonic())
 
     def _acquire(self, tids: list[int]) -> None:
-        self.cluster.call(self.cluster.state.acquire, DRIVER, tids)
+        self.cluster.call(self.cluster.state.acquire, DRIVER, tids, time.monotonic())
 
     def _release_later(self, tid: int) -> None:
         self.cluster.release_later(tid)
 
     def _cancel(self, tid: int) -> bool:
+        state = self.cluster.state
         result: list[bool] = []
 
-        def event() -> list[Any]:
-            ok, instrs = self.cluster.state.cancel(tid, time.monotonic())
-            result.append(ok)
-            return instrs
+        def event() -> list[Any]:  # one event, so nothing finishes between the two
+            result.append(state.cancellable(tid))
+            return state.cancel(tid, time.monotonic())
 
         self.cluster.call(event)
         return result[0]
 
     def _kill_actor(self, aid: int) -> None:
-        self.cluster.call(self.cluster.state.kill_actor, aid)
+        self.cluster.call(self.cluster.state.kill_actor, aid, time.monotonic())
 
     def _where(self, tid: int) -> list[int]:
-        return self.cluster.query(self.cluster.state.locality, tid)  # type: ignore[no-any-return]
+        return self.cluster.query(self.cluster.state.locality, tid)
 
     def _copy_missing(self, tid: int) -> None:
-        self.cluster.call(self.cluster.state.copy_missing, tid)
+        self.cluster.call(self.cluster.state.copy_missing, tid, time.monotonic())
+
+    def segment_of(self, tid: int) -> str | None:
+        """The shared-memory object holding ``tid``'s value (None: inline, or gone)."""
+
+        def read() -> str | None:
+            t = self.cluster.state.tasks.get(tid)
+            return t.outcome.segment if t is not None and t.outcome is not None else None
+
+        return self.cluster.query(read)
 
     def future_state(self, tid: int) -> str:
-        return self.cluster.query(self.cluster.state.future_state, tid)  # type: ignore[no-any-return]
+        return self.cluster.query(self.cluster.state.future_state, tid)
 
     def _on_output(self, tid: int, stream: str, text: str) -> None:
         self.output_handler(tid, stream, text)
 
     # -- cluster-wide ---------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    # -- views (jupyter_futures.backend.Backend) ---------------------------------------
+    def future_view(self, fid: int) -> FutureView | None:
+        return views.task(self, fid)
+
+    def latest_futures(self, n: int) -> list[FutureView]:
+        return views.latest(self, n)
+
+    def failed_futures(self, n: int) -> list[FutureView]:
+        return views.failures(self, n)
+
+    def actor_view(self, aid: int) -> ActorView | None:
+        return views.actor(self, aid)
+
+    def unsettled(self) -> list[Any]:
+        """The kernel's futures not settled yet."""
+        with self._futures_lock:
+            return list(self._pending.values())
+
+    def set_output_handler(self, handler: OutputHandler) -> None:
+        self.output_handler = handler
+
+    def output_origin(self, fid: int, depth: int = 0) -> Origin | None:
+        """A kernel future is its own root; a future a task submitted descends from the
+        kernel futures whose work runs on that task's worker."""
+        info = views.submitted(self, fid)
+        if info is None:
+            return None
+        owner, when = info
+        if owner == DRIVER:
+            return Origin((fid,), when)
+        roots: set[int] = set()
+        if depth < MAX_NESTING:
+            for other in views.running_on(self, owner):
+                found = self.output_origin(other, depth + 1) if other != fid else None
+                if found is not None:
+                    roots.update(found.roots)
+        return Origin(tuple(sorted(roots)), when)
+
+    def actor_locality(self, actor: ActorHandle) -> LocalityRequirement | None:
+        """Where a live actor runs, as a locality (None once it is dead)."""
+        a = views.actor(self, actor.id)
+        if a is None or a.state == "dead":
+            return None
+        create = self.cluster.query(lambda: self.cluster.state.actors[actor.id].create_tid)
+        # Not placed yet (-1): follow its creation future, wherever it lands.
+        return LocalityRequirement(a.worker if a.worker is not None else -1, create)
+
+    def status(self) -> ClusterStatus:
         """A snapshot of workers, futures by state, actors and stored objects."""
         snap: dict[str, Any] = self.cluster.query(self.cluster.state.snapshot)
         store = self.store
@@ -149,38 +214,27 @@ class LocalBackend(BaseClient):
         snap["objects"] = {"count": count, "bytes": nbytes, "spilled": spilled}
         snap["kernel_store"] = {"used": store.used, "capacity": store.capacity, "objects": store.objects}
         snap["cluster"] = self.cluster.id
-        return snap
+        return cast(ClusterStatus, snap)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
         """Block until ``n`` workers (default: all) have started."""
         want = self.n_workers if n is None else n
         deadline = time.monotonic() + timeout
         while True:
-            alive = sum(1 for w in self.cluster.state.workers.values() if w.status == "alive")
+            alive = self.cluster.query(self.cluster.state.alive_workers)
             if alive >= want:
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"only {alive} of {want} workers started within {timeout} s")
+                raise errors.WorkersNotStartedError(
+                    f"only {alive} of {want} workers started within {timeout} s"
+                )
             self.cluster.workers_changed.wait(min(left, 1.0))
             self.cluster.workers_changed.clear()
 
     def presume_dead_if_silent(self, tid: int, seconds: float) -> None:
         """If the worker running ``tid`` has been silent for ``seconds``, treat it as dead."""
-
-        def event() -> list[Any]:
-            st = self.cluster.state
-            t = st.tasks.get(tid)
-            w = st.workers.get(t.worker) if t is not None and t.worker is not None else None
-            now = time.monotonic()
-            if w is None or w.status != "alive" or now - w.last_seen < seconds:
-                return []
-            return [
-                ("kill", w.wid, f"silent for {now - w.last_seen:.1f} s"),
-                *st.worker_died(w.wid, None, now),
-            ]
-
-        self.cluster.call(event)
+        self.cluster.call(self.cluster.state.presume_dead_if_silent, tid, seconds, time.monotonic())
 
     def shutdown(self) -> None:
         """Stop the workers and remove every process, segment, socket and thread."""
@@ -190,8 +244,6 @@ class LocalBackend(BaseClient):
         atexit.unregister(self._atexit)
         self.cluster.shutdown()
         self._abandon_unfinished()
-        if current_client_or_none() is self:
-            set_client(None)
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -201,13 +253,4 @@ class LocalBackend(BaseClient):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.n_workers} workers"
-        return f"<jupyter_futures.Client {self.cluster_id} {state}>"
-
-    def _repr_html_(self) -> str:
-        """A card for notebooks: workers, memory, store, futures (``widgets/client_card.py``)."""
-        from ..jupyter.widgets.client_card import card
-
-        return card(self)
-
-
-LocalBackend.__module__ = "jupyter_futures"
+        return f"<jupyter_futures.local.LocalBackend {self.cluster_id} {state}>"

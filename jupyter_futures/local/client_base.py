@@ -3,7 +3,7 @@
 ``BaseClient`` turns calls into :class:`~jupyter_futures.local.protocol.TaskSpec` records and
 keeps this process's Futures (one per id, held weakly). Subclasses say how a spec reaches
 the scheduler: the kernel's ``Client`` calls the in-process scheduler directly; a worker's
-``WorkerClient`` (in ``worker.py``) sends it a message. Either way, results come back as
+``WorkerClient`` (in ``local/worker/client.py``) sends it a message. Either way, results come back as
 ``_on_resolved(tid, outcome)``.
 """
 
@@ -15,7 +15,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +22,8 @@ import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle
+from ..backend import FutureInfo
+from ..client import LocalityRequirement, current_client_or_none, get_client, set_client
 from ..futures import Future
 from .functions import FunctionCache
 from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
@@ -31,25 +32,17 @@ from .serialize import (
     STORED_ARGS,
     Packed,
     collecting,
+    handles_from,
     pack_args,
     pack_value,
+    reduce_future,
     set_handle_factory,
+    unpack,
 )
 from .store import ObjectStore, map_object, spill_dir_for
 from .worker.output import display_text
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LocalityRequirement:
-    """Run on ``worker``, beside the value of future ``future_id`` (from ``locality(f)``)."""
-
-    worker: int
-    future_id: int
-
-
-LocalityRequirement.__module__ = "jupyter_futures"
 
 
 def exception_from(outcome: Outcome) -> BaseException:
@@ -61,7 +54,7 @@ def exception_from(outcome: Outcome) -> BaseException:
         except Exception:
             cause = None
     if outcome.error_type.startswith("jf:"):
-        klass = getattr(errors, outcome.error_type[3:], errors.JupyterFuturesError)
+        klass = errors.error_class(outcome.error_type[3:])
         exc: BaseException
         if issubclass(klass, errors.WorkerDiedException):
             exc = klass(outcome.text, exitcode=outcome.code, worker=outcome.where)  # type: ignore[call-arg]
@@ -110,13 +103,14 @@ class BaseClient:
         self._id_base = self.proc << 40
         self.output_handler: Callable[[int, str, str], None] = default_output
         self.closed = False
+        set_handle_factory(self.handle)  # futures unpickled in this process are ours
 
     # -- ids and handles ----------------------------------------------------------
     def _new_id(self) -> int:
         return self._id_base | next(self._ids)
 
-    def _new_future(self, tid: int, name: str) -> Future[Any]:
-        f: Future[Any] = Future(tid, self, name)
+    def _new_future(self, tid: int, name: str, actor_id: int | None = None) -> Future[Any]:
+        f: Future[Any] = Future(tid, self, name, actor_id)  # type: ignore[arg-type]
         with self._futures_lock:
             self._futures[tid] = f
             self._pending[tid] = f
@@ -129,16 +123,30 @@ class BaseClient:
             f = self._futures.get(tid)
             if f is not None:
                 return f
-            f = Future(tid, self)
+            f = Future(tid, self)  # type: ignore[arg-type]
             self._futures[tid] = f
             self._pending[tid] = f
         if self._pin(tid):
             self._acquire([tid])
         return f
 
-    def _forget(self, tid: int) -> None:
+    # -- what a Future asks of its backend (jupyter_futures.backend.Backend) -------
+    def release(self, tid: int) -> None:
         """A Future of ours was garbage collected (called from ``Future.__del__``)."""
         self._unpin(tid)
+
+    def load(self, f: Future[Any], writable: bool) -> Any:
+        """Unpickle ``f``'s value from its inline bytes or its shared-memory mapping."""
+        name = f" ({f.name})" if f.name else ""
+        what = f"the result of future {f.id}{name} in this process"
+        with handles_from(self.handle):
+            value = unpack(f._payload, writable=writable, what=what)
+        if isinstance(value, ActorHandle) and value._bound is None:
+            value._bound = self  # calls go through the client that made the actor
+        return value
+
+    def reduce(self, f: Future[Any]) -> Any:
+        return reduce_future(f.id)
 
     # -- pins: this process holds a value while a Future of it or a mapping of it lives --
     def _pin(self, tid: int) -> bool:
@@ -190,7 +198,9 @@ class BaseClient:
                 blob = outcome.data
         elif outcome.status == "error":
             exc = exception_from(outcome)
-        f._resolve(outcome, blob, exc)
+        where = outcome.where if outcome.where != DRIVER else None
+        info = FutureInfo(nbytes=outcome.nbytes, duration=outcome.duration, worker=where)
+        f._settle(payload=blob, exc=exc, cancelled=outcome.status == "cancelled", info=info)
 
     def _map(self, tid: int, outcome: Outcome) -> memoryview:
         assert outcome.segment is not None
@@ -294,9 +304,7 @@ class BaseClient:
             allow_reconstruction=False,
             name=cls.__name__,
         )
-        f = self._submit(prepared)
-        f.actor_id = aid  # type: ignore[attr-defined]
-        return f
+        return self._submit(prepared, actor_id=aid)
 
     def call_actor(
         self, actor: ActorHandle | Future[ActorHandle], method: str, *args: Any, **kwargs: Any
@@ -379,16 +387,18 @@ class BaseClient:
         self._on_resolved(tid, outcome)
         return f
 
-    def _submit(self, prepared: tuple[TaskSpec, Future[Any] | None]) -> Future[Any]:
+    def _submit(
+        self, prepared: tuple[TaskSpec, Future[Any] | None], actor_id: int | None = None
+    ) -> Future[Any]:
         spec, _stored = prepared  # _stored stays referenced until the scheduler links it
-        f = self._new_future(spec.tid, spec.name)
+        f = self._new_future(spec.tid, spec.name, actor_id)
         try:
             self._send_spec(spec)
         except BaseException:
             with self._futures_lock:
                 self._futures.pop(spec.tid, None)
                 self._pending.pop(spec.tid, None)
-            f._client = None  # type: ignore[assignment]  # nothing to release
+            f._backend = None  # type: ignore[assignment]  # nothing to release
             raise
         return f
 
@@ -463,6 +473,8 @@ def _locality(loc: LocalityRequirement | Future[Any] | None) -> tuple[int, int] 
     if isinstance(loc, Future):
         return (-1, loc.id)
     if isinstance(loc, LocalityRequirement):
+        if not isinstance(loc.worker, int):
+            raise TypeError(f"worker {loc.worker!r} is not a worker of the local engine")
         return (loc.worker, loc.future_id)
     raise TypeError(f"locality= takes a LocalityRequirement from jf.locality(f), got {type(loc).__name__}")
 
@@ -476,28 +488,9 @@ def _non_negative_int(label: str, value: int) -> int:
 def _actor_id(actor: ActorHandle | Future[ActorHandle]) -> tuple[int, str]:
     if isinstance(actor, ActorHandle):
         return actor.id, actor.class_name
-    if isinstance(actor, Future) and hasattr(actor, "actor_id"):
+    if isinstance(actor, Future) and actor.actor_id is not None:
         return actor.actor_id, actor.name
     raise TypeError(f"expected an actor handle (from create_actor), got {type(actor).__name__}")
 
 
-# -- the current client --------------------------------------------------------------
-
-_current: list[BaseClient] = []
-
-
-def get_client() -> BaseClient:
-    """The client of this process: the kernel's (from ``init()``) or, inside a task, its worker's."""
-    if not _current:
-        raise errors.ClusterClosedError("no cluster is running: call jf.init() first")
-    return _current[0]
-
-
-def set_client(client: BaseClient | None) -> None:
-    _current[:] = [client] if client is not None else []
-    if client is not None:
-        set_handle_factory(client.handle)
-
-
-def current_client_or_none() -> BaseClient | None:
-    return _current[0] if _current else None
+__all__ = ["BaseClient", "LocalityRequirement", "current_client_or_none", "get_client", "set_client"]

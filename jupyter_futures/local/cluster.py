@@ -14,6 +14,11 @@ The scheduler runs in whichever thread brings it an event (the user's for a subm
 I/O thread for a result), under one lock: a submitted task reaches its worker from the
 user's own thread, one hand-off fewer than a scheduler thread would cost. Messages to
 workers are sent under the same lock, so each worker sees them in the scheduler's order.
+
+The scheduler speaks in typed instructions (:mod:`jupyter_futures.core.instructions`);
+``_execute`` maps each to a message of :mod:`~jupyter_futures.local.protocol` (RunTasks to
+RUN, Resolved to RESOLVED, FreeObjects to FREE, ...) or to an action here (a kernel-side
+resolve or free, a kill, a replacement worker).
 """
 
 from __future__ import annotations
@@ -31,12 +36,24 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psutil
 import zmq
 
-from ..core.scheduler import Instr, SchedulerState
+from ..core.instructions import (
+    CallActor,
+    CancelTask,
+    CreateActor,
+    FreeObjects,
+    Instruction,
+    KillActor,
+    KillWorker,
+    Resolved,
+    RunTasks,
+    SpawnWorker,
+)
+from ..core.scheduler import SchedulerState
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
 from .store import (
@@ -50,6 +67,8 @@ from .store import (
 from .transport import Inbox, Outbox, ipc_address, make_socket_dir
 
 log = logging.getLogger("jupyter_futures")
+Args = ParamSpec("Args")
+R = TypeVar("R")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
 MAX_EARLY_DEATHS = 8  # consecutive workers dying before hello: stop replacing them
@@ -113,17 +132,18 @@ class LocalCluster:
         self._thread.start()
 
     # -- calls from user threads ------------------------------------------------------
-    def call(self, event: Callable[..., list[Instr]], *args: Any) -> None:
+    def call(self, event: Callable[Args, list[Instruction]], *args: Args.args, **kwargs: Args.kwargs) -> None:
         """Run one scheduler event under the lock and carry out its instructions."""
         with self.lock:
             self._drain_releases()
-            instrs = event(*args)
+            instrs = event(*args, **kwargs)
             resolves = self._execute(instrs)
         self._deliver(resolves)
 
-    def query(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def query(self, fn: Callable[Args, R], *args: Args.args, **kwargs: Args.kwargs) -> R:
+        """Read the scheduler's state under the lock (``fn`` must not change it)."""
         with self.lock:
-            return fn(*args)
+            return fn(*args, **kwargs)
 
     def set_sys_path(self, entries: list[str]) -> None:
         """The kernel's ``sys.path`` changed: tell every worker before anything else is sent.
@@ -155,28 +175,48 @@ class LocalCluster:
             tids = []
             while self._releases:
                 tids.append(self._releases.popleft())
-            self._execute(self.state.release(DRIVER, tids))
+            self._execute(self.state.release(DRIVER, tids, time.monotonic()))
 
     # -- instructions -----------------------------------------------------------------
-    def _execute(self, instrs: list[Instr]) -> list[tuple[int, Outcome]]:
-        """Perform instructions (lock held); returns the kernel's resolves for later."""
-        resolves = []
+    def _execute(self, instrs: list[Instruction]) -> list[tuple[int, Outcome]]:
+        """Carry out the scheduler's instructions, in order (lock held).
+
+        Each becomes one message to a worker, or an action here; the kernel's own resolves
+        are returned, to be delivered once the lock is released (callbacks may submit)."""
+        resolves: list[tuple[int, Outcome]] = []
         for ins in instrs:
-            op = ins[0]
-            if op == "send":
-                box = self.outboxes.get(ins[1])
-                if box is not None:
-                    box.send(ins[2])
-            elif op == "resolve":
-                resolves.append((ins[2], ins[3]))
-            elif op == "kill":
-                self._kill(ins[1], ins[2])
-            elif op == "spawn":
-                self._replace(ins[1])
-            elif op == "free_local":
-                for name in ins[1]:
-                    self.store.free(name)
+            match ins:  # the most frequent first
+                case RunTasks(worker, tasks):
+                    self._post(worker, (P.RUN, tasks))
+                case Resolved(proc, results):
+                    if proc == DRIVER:
+                        resolves += results
+                    else:
+                        self._post(proc, (P.RESOLVED, results))
+                case CallActor(worker, task):
+                    self._post(worker, (P.ACTOR_CALL, task))
+                case FreeObjects(proc, names):
+                    if proc == DRIVER:
+                        for name in names:
+                            self.store.free(name)
+                    else:
+                        self._post(proc, (P.FREE, names))
+                case CreateActor(worker, task):
+                    self._post(worker, (P.CREATE_ACTOR, task))
+                case CancelTask(worker, tid):
+                    self._post(worker, (P.CANCEL, tid))
+                case KillActor(worker, aid):
+                    self._post(worker, (P.KILL_ACTOR, aid))
+                case KillWorker(worker, why):
+                    self._kill(worker, why)
+                case SpawnWorker(replacing):
+                    self._replace(replacing)
         return resolves
+
+    def _post(self, wid: int, msg: tuple[Any, ...]) -> None:
+        box = self.outboxes.get(wid)
+        if box is not None:  # not yet started, or gone: a dead worker's pipe drops it
+            box.send(msg)
 
     def _deliver(self, resolves: list[tuple[int, Outcome]]) -> None:
         for tid, outcome in resolves:
@@ -354,21 +394,21 @@ class LocalCluster:
         elif kind == P.SUBMIT:
             resolves += self._execute(st.submit(msg[2], msg[1], now))
         elif kind == P.ACQUIRE:
-            resolves += self._execute(st.acquire(msg[1], msg[2]))
+            resolves += self._execute(st.acquire(msg[1], msg[2], now))
         elif kind == P.RELEASE:
-            resolves += self._execute(st.release(msg[1], msg[2]))
+            resolves += self._execute(st.release(msg[1], msg[2], now))
         elif kind == P.BLOCKED:
-            resolves += self._execute(st.blocked(msg[1], msg[2]))
+            resolves += self._execute(st.blocked(msg[1], msg[2], now))
         elif kind == P.UNBLOCKED:
-            st.unblocked(msg[1], msg[2])
+            resolves += self._execute(st.unblocked(msg[1], msg[2], now))
         elif kind == P.CANCEL:
-            resolves += self._execute(st.cancel(msg[2], now)[1])
+            resolves += self._execute(st.cancel(msg[2], now))
         elif kind == P.KILL_ACTOR:
-            resolves += self._execute(st.kill_actor(msg[2]))
+            resolves += self._execute(st.kill_actor(msg[2], now))
         elif kind == P.PUT:
             resolves += self._execute(st.put(msg[2], msg[3], msg[1], now))
         elif kind == P.MISSING:
-            resolves += self._execute(st.copy_missing(msg[2]))
+            resolves += self._execute(st.copy_missing(msg[2], now))
         else:
             log.warning("unexpected message kind %s", P.KIND_NAMES.get(kind, kind))
         return resolves

@@ -26,8 +26,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
+
+# The records the messages carry belong to the core; they are named here too (re-exported),
+# as the wire's vocabulary, so both ends of a pipe import them from one place.
+from ..core.specs import DRIVER as DRIVER
+from ..core.specs import Outcome as Outcome
+from ..core.specs import Requirements as Requirements
+from ..core.specs import TaskKind as TaskKind
+from ..core.specs import TaskMsg as TaskMsg
+from ..core.specs import TaskSpec as TaskSpec
+from ..core.specs import WorkerStats as WorkerStats
+from ..errors import BadMessageError as SignatureError
 
 # Message kinds (small ints keep the hot messages short).
 HELLO = 1
@@ -51,99 +61,9 @@ PUT = 18
 MISSING = 19
 SYS_PATH = 20
 
-KIND_NAMES = {v: k for k, v in globals().items() if isinstance(v, int) and k.isupper()}
-
-DRIVER = 0
-"""The process id of the kernel-side client; workers are 1, 2, ..."""
-
-TaskKind = Literal["task", "put", "actor", "call"]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """How a future ended: a value (inline bytes or a shared-memory object) or an error.
-
-    ``status`` is ``"ok"``, ``"error"`` (a remote exception, pickled in ``data`` with its
-    traceback in ``text``) or ``"died"`` (a framework error: ``text`` is the message and
-    ``error_type`` names the class from :mod:`jupyter_futures.errors`).
-    """
-
-    status: Literal["ok", "error", "cancelled"]
-    data: bytes | None = None  # inline pickle (value or exception)
-    segment: str | None = None  # shared-memory object name when not inline
-    nbytes: int = 0
-    contained: tuple[int, ...] = ()  # futures referenced from inside the value
-    text: str = ""  # remote traceback, or the framework error message
-    error_type: str = ""  # remote type name, or an errors.py class name
-    where: int | None = None  # worker that produced it
-    duration: float = 0.0
-    code: int | None = None  # exit code, for a worker death
-
-
-@dataclass(slots=True)
-class Requirements:
-    """Resources a future needs free on its worker while it runs."""
-
-    cpu: float = 0.0
-    ram: float = 0.0
-    gpu: float = 0.0
-    custom: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, float]:
-        out = {"cpu": self.cpu, "ram": self.ram, "gpu": self.gpu}
-        out.update(self.custom)
-        return {k: v for k, v in out.items() if v}
-
-
-@dataclass(slots=True)
-class TaskSpec:
-    """Everything needed to run (or re-run, for lineage) one future."""
-
-    tid: int
-    kind: TaskKind
-    fn_hash: bytes = b""
-    fn_bytes: bytes | None = None
-    args: bytes = b""  # pickled (args, kwargs) with futures as persistent ids
-    deps: tuple[int, ...] = ()
-    requirements: Requirements = field(default_factory=Requirements)
-    locality: tuple[int, int] | None = None  # (worker, object id)
-    max_retries: int = 0
-    allow_reconstruction: bool = True
-    actor: int | None = None  # actor id, for "actor" and "call"
-    method: str = ""
-    max_restarts: int = 0
-    name: str = ""  # shown in status and widgets
-    owner: int = DRIVER  # process that submitted it
-
-
-@dataclass(slots=True)
-class TaskMsg:
-    """A task as sent to a worker: the spec plus where each input's value lives."""
-
-    tid: int
-    attempt: int
-    kind: TaskKind
-    fn_hash: bytes
-    fn_bytes: bytes | None
-    args: bytes
-    inputs: dict[int, Outcome]
-    actor: int | None = None
-    method: str = ""
-    name: str = ""
-
-
-class WorkerStats(TypedDict):
-    """What a worker's heartbeat reports."""
-
-    pid: int
-    rss: int
-    cpu_percent: float
-    store_used: int
-    store_capacity: int
-    spilled: int
-    objects: int
-    running: list[int]
-
+KIND_NAMES = {  # DRIVER, imported above, is a process id, not a kind
+    v: k for k, v in globals().items() if isinstance(v, int) and k.isupper() and k != "DRIVER"
+}
 
 DISPLAY_STREAM = "display"
 """The OUTPUT stream of rich output (``display()`` in a task): its text is a JSON DisplayBundle."""
@@ -162,9 +82,6 @@ class DisplayBundle(TypedDict):
 
 SIG_SIZE = 32
 
-
-class SignatureError(ValueError):
-    """A message whose signature does not match; it is dropped unread."""
 
 
 class Codec:

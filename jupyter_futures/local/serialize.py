@@ -97,10 +97,23 @@ def set_handle_factory(factory: Callable[[int], Any]) -> None:
     _handle_factory[:] = [factory]
 
 
+@contextmanager
+def handles_from(factory: Callable[[int], Any]) -> Iterator[None]:
+    """While unpickling here, futures become handles of ``factory``'s client (the one
+    loading the value: a process may have more than one cluster)."""
+    saved = getattr(_tls, "handles", None)
+    _tls.handles = factory
+    try:
+        yield
+    finally:
+        _tls.handles = saved
+
+
 def _load_handle(tid: int) -> Any:
-    if not _handle_factory:
+    factory = getattr(_tls, "handles", None) or (_handle_factory[0] if _handle_factory else None)
+    if factory is None:
         raise SerializationError(f"future {tid} unpickled outside a jupyter_futures process")
-    return _handle_factory[0](tid)
+    return factory(tid)
 
 
 def describe(obj: Any) -> str:

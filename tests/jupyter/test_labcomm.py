@@ -155,7 +155,7 @@ def test_cluster_status_only_looks(client: jf.Client) -> None:
     status = labcomm.cluster_status()
     assert status is not None
     assert len(status["workers"]) == 2
-    assert status["cluster"] == client.cluster.id
+    assert status["cluster"] == client.backend.cluster.id
 
 
 def test_cluster_status_without_a_cluster_is_none() -> None:

@@ -148,7 +148,7 @@ def test_load_ext_starts_nothing_and_is_lazy() -> None:
         assert "futures" in ip.magics_manager.magics["line"]
         assert psutil.Process().children() == []
         assert not [t for t in threading.enumerate() if t.name.startswith("jupyter-futures")]
-        assert jupyter_futures.get_client.__module__ and not jupyter_futures.local.client_base._current
+        assert jupyter_futures.get_client.__module__ and not jupyter_futures.client._current
         ip.run_cell("%unload_ext jupyter_futures")
         assert "remote" not in ip.magics_manager.magics["cell"]
         assert "futures" not in ip.magics_manager.magics["line"]
@@ -232,7 +232,7 @@ def test_remote_cells_are_named_after_their_own_execution_count(
     number = result.execution_count  # what the front end shows as In[n]
     assert re.search(rf"Cell In\[{number}\], line 3", shown), (number, shown)
     result = ip.run_cell("%%remote\n'named'", store_history=True)
-    cluster = shared_client.cluster
+    cluster = shared_client.backend.cluster
     names = cluster.query(lambda st: [t.spec.name for t in st.tasks.values()], cluster.state)
     assert f"%%remote In[{result.execution_count}]" in names, (result.execution_count, names[-3:])
 
@@ -376,7 +376,7 @@ def test_no_reconstruct_and_requirements_reach_the_scheduler(
     run(ip, "%%remote cell --no-reconstruct --cpu 1 --ram 1MB\nkept = 1\nkept")
     cell = ip.user_ns["cell"]
     assert cell.result(30) == 1
-    cluster = shared_client.cluster
+    cluster = shared_client.backend.cluster
     specs = cluster.query(lambda st: {t: s.spec for t, s in st.tasks.items()}, cluster.state)
     kept = specs[ip.user_ns["kept"].id]
     run_spec = specs[kept.deps[0]]

@@ -207,28 +207,28 @@ def test_deleting_a_future_frees_its_object(client: jf.Client) -> None:
 def test_unsigned_messages_are_dropped(client: jf.Client) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
-    sock.connect(client.cluster.inbox.address)
+    sock.connect(client.backend.cluster.inbox.address)
     sock.send(b"0" * 32 + b"not a pickle")
     sock.send(b"short")
-    wait_until(lambda: client.cluster.codec.dropped >= 2)
+    wait_until(lambda: client.backend.cluster.codec.dropped >= 2)
     sock.close(linger=0)
     ctx.term()
     assert jf.submit(abs, -9).result(30) == 9
 
 
 def test_private_sockets_and_segments(client: jf.Client) -> None:
-    sock_dir = client.cluster.sock_dir
+    sock_dir = client.backend.cluster.sock_dir
     assert stat.S_IMODE(sock_dir.stat().st_mode) == 0o700
     f = jf.submit(make_block, 1)
     f.result(30)
-    segment = client.cluster.shm_dir / f.outcome.segment  # type: ignore[union-attr, operator]
+    segment = client.backend.cluster.shm_dir / client.backend.segment_of(f.id)  # type: ignore[operator]
     assert stat.S_IMODE(segment.stat().st_mode) == 0o600
-    for proc in [psutil.Process(), *client.cluster.process_tree()]:
+    for proc in [psutil.Process(), *client.backend.cluster.process_tree()]:
         for conn in proc.net_connections(kind="inet"):
             assert conn.status != psutil.CONN_LISTEN, conn
-    for proc in client.cluster.process_tree():
-        assert client.cluster._key.hex() not in " ".join(proc.cmdline())
-        assert client.cluster._key.hex() not in str(proc.environ())
+    for proc in client.backend.cluster.process_tree():
+        assert client.backend.cluster._key.hex() not in " ".join(proc.cmdline())
+        assert client.backend.cluster._key.hex() not in str(proc.environ())
 
 
 def test_shutdown_is_quick_and_leaves_nothing() -> None:
@@ -252,7 +252,7 @@ KERNEL = textwrap.dedent(
     c.wait_for_workers()
     keep = [jf.put(np.ones(100_000)), jf.submit(np.ones, 100_000)]
     keep[1].result(30)
-    print(c.cluster.id, *c.cluster.pids(), flush=True)
+    print(c.backend.cluster.id, *c.backend.cluster.pids(), flush=True)
     sys.stdin.read()
     """
 )
@@ -343,10 +343,10 @@ def test_a_view_outliving_its_future_keeps_its_memory(client: jf.Client) -> None
     for i in range(6):  # free and make objects of the same size: recycling candidates
         jf.submit(np.full, 1_000_000, float(i)).result(30)
     time.sleep(0.6)  # a housekeeping tick drains releases
-    assert tid in client.cluster.state.tasks
+    assert tid in client.backend.cluster.state.tasks
     assert np.all(arr == 7.0)
     del arr
-    wait_until(lambda: tid not in client.cluster.state.tasks)
+    wait_until(lambda: tid not in client.backend.cluster.state.tasks)
 
 
 class Keeper:
@@ -367,5 +367,5 @@ def test_an_actor_keeping_an_input_view_keeps_its_memory(client: jf.Client) -> N
     for i in range(6):
         jf.put(np.full(1_000_000, float(i)))
     time.sleep(0.6)
-    assert tid in client.cluster.state.tasks  # the actor's worker holds it
+    assert tid in client.backend.cluster.state.tasks  # the actor's worker holds it
     assert keeper.first().result(30) == 3.0

@@ -67,7 +67,7 @@ def _figure_png(fig: Any) -> bytes:
 
 
 def in_shared_memory(f: jf.Future[Any]) -> bool:
-    return f.outcome is not None and f.outcome.segment is not None
+    return f.backend.segment_of(f.id) is not None  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("where", list(SIZES))
@@ -150,15 +150,15 @@ def test_an_edited_result_outliving_its_future_keeps_its_memory(shared_client: j
     for _ in range(6):  # free and make objects of the same size: recycling candidates
         jf.submit(make_frame, 400).result(60)
     time.sleep(0.6)  # a housekeeping tick drains releases
-    assert tid in shared_client.cluster.state.tasks
+    assert tid in shared_client.backend.cluster.state.tasks
     assert df["b"].iloc[0] == 7.0 and float(df["b"].iloc[1:].sum()) == 400 * 400 - 1
     assert float(df["a"].sum()) == float(np.arange(400 * 400).sum())
     del df
     gc.collect()
     deadline = time.monotonic() + 10
-    while tid in shared_client.cluster.state.tasks and time.monotonic() < deadline:
+    while tid in shared_client.backend.cluster.state.tasks and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert tid not in shared_client.cluster.state.tasks
+    assert tid not in shared_client.backend.cluster.state.tasks
 
 
 FIGURE_CELL = """

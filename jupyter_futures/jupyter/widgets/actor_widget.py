@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from ...actors import ActorHandle
-from ...local import views as cluster_view
 from . import html as h
 from .base import SnapshotWidget
 from .ticker import Tick, shared_ticker
@@ -32,26 +31,26 @@ class ActorWidget(SnapshotWidget):
 
     def tick(self) -> Tick:
         info = None
-        if not getattr(self._client, "closed", True) and hasattr(self._client, "cluster"):
-            info = cluster_view.actor(self._client, self.handle.id)
+        if not getattr(self._client, "closed", True):
+            info = self._client.actor_view(self.handle.id)
         if info is None:
             self.state = "dead"
             closed = getattr(self._client, "closed", True)
             self._render("gone: its cluster was shut down" if closed else "gone")
             self.finish()
             return Tick.DONE
-        self.state = info["state"]
-        self.calls_done = info["calls_done"]
-        self.calls_queued = info["calls_queued"]
+        self.state = info.state
+        self.calls_done = info.calls_done
+        self.calls_queued = info.calls_queued
         if self.state == "dead":
-            self._render(info["death"] or "dead")
+            self._render(info.death or "dead")
             self.finish()
             return Tick.DONE
         busy = self.state in ("starting", "restarting") or self.calls_queued > 0
-        self._render("", worker=info["worker"], settled=not busy)
+        self._render("", worker=info.worker, settled=not busy)
         return Tick.BUSY if busy else Tick.IDLE
 
-    def _render(self, note: str, worker: int | None = None, settled: bool = True) -> None:
+    def _render(self, note: str, worker: int | str | None = None, settled: bool = True) -> None:
         where = f"on worker {worker}" if worker is not None else "not placed yet"
         parts = [self.state, where, f"{self.calls_done} calls done", f"{self.calls_queued} queued"]
         if note:

@@ -3,7 +3,7 @@
 ::
 
     Dashboard ── its own ticker thread, every 0.5 s while work runs ──► Client.status()
-        │            + latest futures, failures (cluster_view)          + kernel variables
+        │            + latest futures, failures (backend views)          + kernel variables
         │      ──► one HTML view (sent only when it changed) ──► the widget's comm
         └── nothing pending, running or queued for two ticks, and no cell running: the
             thread ends and the saved snapshot is refreshed; a cell starting wakes it
@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any
 
+from ...backend import FutureView
 from ...futures import Future
-from ...local import views as cluster_view
 from . import html as h
 from .base import SnapshotWidget
 from .ticker import Tick, Ticker, cell_running
@@ -44,7 +44,7 @@ class Dashboard(SnapshotWidget):
         self.cpu_time = 0.0  # CPU seconds spent updating
         self._idle = 0
         self._failed_seen = -1
-        self._failures: list[cluster_view.TaskView] = []
+        self._failures: list[FutureView] = []
         self._last: tuple[str, str] | None = None
         self._last_time = time.time()
         self.ticker = Ticker("jupyter-futures-dashboard", interval)
@@ -90,10 +90,10 @@ class Dashboard(SnapshotWidget):
         workers = st["workers"]
         counts = st["futures"]
         objects = st["objects"]
-        latest = cluster_view.latest(self.client, LATEST)
+        latest = self.client.backend.latest_futures(LATEST)
         failed = counts.get("failed", 0)
         if failed != self._failed_seen:
-            self._failures = cluster_view.failures(self.client, FAILURES)
+            self._failures = self.client.backend.failed_futures(FAILURES)
             self._failed_seen = failed
         rss = {w["id"]: w["rss"] for w in workers}
         parts = [
@@ -133,7 +133,7 @@ class Dashboard(SnapshotWidget):
             )
         return _section("Workers", h.table(["worker", "CPU", "RSS", "store", "running", "actors"], rows))
 
-    def _futures(self, counts: dict[str, int], latest: list[cluster_view.TaskView]) -> str:
+    def _futures(self, counts: dict[str, int], latest: list[FutureView]) -> str:
         total = sum(counts.values()) or 1
         order = ["done", "running", "pending", "failed", "cancelled"]
         bar = h.stacked_bar([(counts.get(s, 0) / total, h.COLORS[s]) for s in order])
@@ -141,7 +141,7 @@ class Dashboard(SnapshotWidget):
         rows = [
             [
                 f"{h.dot(v.state)}{h.esc(v.name)}",
-                h.dim(str(v.tid)),
+                h.dim(str(v.id)),
                 v.state,
                 h.seconds(v.elapsed) if v.elapsed else "",
             ]
@@ -200,7 +200,7 @@ def holders(namespace: dict[str, Any]) -> list[tuple[str, int, int]]:
             continue
         found = _futures_in(value)
         if found:
-            size = sum(f.outcome.nbytes for f in found if f.outcome is not None)
+            size = sum(f.info.nbytes for f in found if f.info is not None)
             out.append((name, len(found), size))
     out.sort(key=lambda r: (-r[2], -r[1], r[0]))
     return out
@@ -222,7 +222,7 @@ def _futures_in(value: Any) -> list[Future[Any]]:
 
 
 def _task_name(client: Any, tid: int) -> str:
-    view = cluster_view.task(client, tid)
+    view = client.backend.future_view(tid)
     return view.name if view is not None else str(tid)
 
 

@@ -17,7 +17,6 @@ import reprlib
 from typing import Any
 
 from ...futures import Future
-from ...local import views as cluster_view
 from . import html as h
 from .base import SnapshotWidget
 from .ticker import Tick, shared_ticker
@@ -66,7 +65,7 @@ class FutureWidget(SnapshotWidget):
         self.state = "pending"
         self._future: Future[Any] | None = future
         self._work: Future[Any] | None = work
-        self._client: Any = future._client
+        self._client: Any = future.backend
         self.tick()
         if self.state in ("pending", "running"):
             ticker = shared_ticker()
@@ -87,7 +86,7 @@ class FutureWidget(SnapshotWidget):
             self.finish()
             return Tick.DONE
         work = self._work if self._work is not None and not self._work.done() else f
-        view = cluster_view.task(self._client, work.id) if hasattr(self._client, "cluster") else None
+        view = self._client.future_view(work.id)
         if view is None or view.state == "pending":
             self.state = "pending"
             waiting = view.waiting_on if view is not None else 0
@@ -101,9 +100,9 @@ class FutureWidget(SnapshotWidget):
 
     def _settle(self, f: Future[Any]) -> None:
         work = self._work if self._work is not None else f
-        outcome = work.outcome or f.outcome
-        took = f" in {h.seconds(outcome.duration)}" if outcome is not None else ""
-        where = f" on worker {outcome.where}" if outcome is not None and outcome.where else ""
+        info = work.info or f.info
+        took = f" in {h.seconds(info.duration)}" if info is not None else ""
+        where = f" on worker {info.worker}" if info is not None and info.worker is not None else ""
         if f.cancelled():
             self.state = "cancelled"
             detail, text = h.esc("cancelled"), "cancelled"
@@ -122,7 +121,7 @@ class FutureWidget(SnapshotWidget):
         self.finish()
 
     def _preview(self, f: Future[Any]) -> str:
-        nbytes = f.outcome.nbytes if f.outcome is not None else 0
+        nbytes = f.info.nbytes if f.info is not None else 0
         if nbytes > PREVIEW_LIMIT:
             return f"<{h.nbytes(nbytes)} in shared memory>"
         try:

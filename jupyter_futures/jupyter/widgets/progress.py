@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...futures import Future
-from ...local import views as cluster_view
 from . import html as h
 from .base import SnapshotWidget
 from .ticker import Tick, shared_ticker
@@ -44,7 +43,7 @@ class Progress(SnapshotWidget):
         self.started = time.monotonic()
         self.finished: float | None = None
         self._lock = threading.Lock()
-        self._clients = {id(f._client): f._client for f in fs}
+        self._clients = {id(f.backend): f.backend for f in fs}
         ticker = shared_ticker()
         for f in fs:
             f.add_done_callback(self._count)
@@ -131,7 +130,7 @@ class CellProgress(SnapshotWidget):
         self.state = "pending"
         self._result: Future[Any] | None = result
         self._work: Future[Any] | None = work
-        self._client: Any = result._client
+        self._client: Any = result.backend
         self._lock = threading.Lock()  # the ticker's thread, or the cell's own at its end
         ticker = shared_ticker()
         result.add_done_callback(lambda _f: ticker.wake())
@@ -161,7 +160,7 @@ class CellProgress(SnapshotWidget):
         elif getattr(self._client, "closed", True):
             self.state, detail = "cancelled", "the cluster was shut down"
         else:
-            view = cluster_view.task(self._client, work.id) if not work.done() else None
+            view = self._client.future_view(work.id) if not work.done() else None
             if view is not None and view.state == "pending":
                 self.state = "pending"
                 detail = f"waiting on {view.waiting_on} input{'s' if view.waiting_on != 1 else ''}"

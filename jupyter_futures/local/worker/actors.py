@@ -1,33 +1,34 @@
 """Actors inside a worker: each one an instance, a FIFO of calls and a thread of its own.
 
+::
+
+    I/O thread ── CREATE_ACTOR / ACTOR_CALL ──► FIFO ──► actor thread ──► execute.run ──► DONE
+                                                         (the constructor, then each method)
+
 The scheduler sends an actor's calls in the order they were submitted, so running them
 one at a time from a FIFO keeps that order. Because each actor has its own thread, the
-worker goes on running tasks and answering the scheduler while an actor is busy.
+worker goes on running tasks and answering the scheduler while an actor is busy. A call
+cancelled before its turn is reported cancelled and never runs; one that runs finishes.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...actors import ActorHandle, public_methods
-from ...core.records import framework_error
-from ..protocol import Outcome, TaskMsg
-from ..serialize import unpack_args
-from .tasks import ObjectLost, error_outcome
-
-if TYPE_CHECKING:
-    from .process import Worker
+from ..protocol import TaskMsg
+from .execute import LoadArgs, report_cancelled, run
+from .host import TaskHost
 
 
 class ActorHost:
     """One actor: created by the first message, then fed calls until killed."""
 
-    def __init__(self, worker: Worker, create: TaskMsg) -> None:
+    def __init__(self, host: TaskHost, create: TaskMsg) -> None:
         assert create.actor is not None
-        self.worker = worker
+        self.host = host
         self.aid = create.actor
         self.instance: Any = None
         self.namespace: dict[str, Any] = {}  # for cells run "inside" the actor
@@ -47,45 +48,29 @@ class ActorHost:
         self._calls.put(None)
 
     def _run(self) -> None:
-        runners = self.worker.runners
         while True:
             msg = self._calls.get()
             if msg is None:
                 break
             if msg.tid in self.cancelled:
                 self.cancelled.discard(msg.tid)
-                self.worker.report_done(msg.tid, msg.attempt, Outcome(status="cancelled"), more=False)
+                report_cancelled(self.host, msg)
                 continue
-            runners.tls.tid = msg.tid
-            start = time.perf_counter()
-            value = None
-            runners.tls.mapped = []
-            try:
-                value = self._invoke(msg)
-                outcome = self.worker.pack_result(msg.tid, value)
-            except ObjectLost as exc:
-                outcome = framework_error("ObjectLost", str(exc))
-            except BaseException as exc:
-                outcome = error_outcome(exc, skip_frames=2)
-            finally:
-                runners.tls.tid = None
-            outcome.duration = time.perf_counter() - start
-            outcome.where = self.worker.wid
-            self.worker.output.end_task(msg.tid)
-            self.worker.keep_mapped_inputs()
-            self.worker.report_done(msg.tid, msg.attempt, outcome, more=not self._calls.empty(), keep=value)
-            del value
+            run(self.host, msg, self._invoke, self._more)
         self.instance = None
         self.namespace.clear()
 
-    def _invoke(self, msg: TaskMsg) -> Any:
-        args, kwargs = unpack_args(
-            msg.args,
-            lambda d: self.worker.input_value(msg.inputs, d),
-            what=f"the arguments of actor call {msg.tid} ({msg.method or 'constructor'})",
+    def _more(self) -> bool:  # the call is over; True if more calls wait
+        return not self._calls.empty()
+
+    def _invoke(self, msg: TaskMsg, load_args: LoadArgs) -> Any:
+        """An actor's invoke: the arguments first, then the constructor (which makes the
+        instance and returns its handle) or the method."""
+        args, kwargs = load_args(
+            what=f"the arguments of actor call {msg.tid} ({msg.method or 'constructor'})"
         )
         if msg.kind == "actor":
-            cls = self.worker.function(msg.fn_hash)
+            cls = self.host.function(msg.fn_hash)
             self.instance = cls(*args, **kwargs)
             return ActorHandle(self.aid, cls.__name__, public_methods(cls))
         return self._method(msg.method)(*args, **kwargs)

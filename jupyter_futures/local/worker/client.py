@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from .. import protocol as P
 from ..client_base import BaseClient
 from ..protocol import Outcome, TaskSpec
-
-if TYPE_CHECKING:
-    from .process import Worker
+from ..store import ObjectStore
+from ..transport import Outbox
+from .host import SlotLender
 
 
 class WorkerClient(BaseClient):
-    def __init__(self, worker: Worker) -> None:
-        self.proc = worker.wid
-        super().__init__(worker.cluster, worker.shm_dir, worker.store)
-        self._worker = worker
-        self._outbox = worker.outbox
+    """``wake`` rouses the worker's I/O thread; ``slots`` lends a waiting task's slot."""
+
+    def __init__(
+        self,
+        wid: int,
+        cluster: str,
+        shm_dir: Path,
+        store: ObjectStore,
+        outbox: Outbox,
+        *,
+        wake: Callable[[], None],
+        slots: SlotLender,
+    ) -> None:
+        self.proc = wid
+        super().__init__(cluster, shm_dir, store)
+        self._outbox = outbox
+        self._wake = wake
+        self._slots = slots
         self.releases: deque[int] = deque()
 
     def _send_spec(self, spec: TaskSpec) -> None:
@@ -41,7 +54,7 @@ class WorkerClient(BaseClient):
         # Called from __del__, maybe while this thread holds the outbox lock: queue it,
         # and let the I/O thread send it.
         self.releases.append(tid)
-        self._worker.wake()
+        self._wake()
 
     def send_releases(self) -> None:
         tids = []
@@ -64,26 +77,22 @@ class WorkerClient(BaseClient):
 
     def _where(self, tid: int) -> list[int]:
         f = self._futures.get(tid)
-        if f is None or f.outcome is None or f.outcome.where in (None, P.DRIVER):
+        if f is None or f.info is None or f.info.worker is None:
             return []
-        return [f.outcome.where]
+        return [f.info.worker]  # type: ignore[list-item]  # the local engine's ids are ints
 
     def _copy_missing(self, tid: int) -> None:
         self._outbox.send((P.MISSING, self.proc, tid))
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
-        runners = self._worker.runners
-        tid = runners.current_task()
-        if tid is None or not getattr(runners.tls, "runner", False) or getattr(runners.tls, "lent", False):
+        tid = self._slots.lend_slot()
+        if tid is None:  # not a task's thread, or its slot is lent already
             yield
             return
-        runners.tls.lent = True
-        runners.lend_slot()
         self._outbox.send((P.BLOCKED, self.proc, tid))
         try:
             yield
         finally:
             self._outbox.send((P.UNBLOCKED, self.proc, tid))
-            runners.take_slot_back()
-            runners.tls.lent = False
+            self._slots.take_slot_back()

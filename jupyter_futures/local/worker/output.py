@@ -54,7 +54,6 @@ class TaskOutput:
         self._lock = threading.Lock()
         self._last_send = 0.0
         self._pending = threading.Event()
-        self._closed = False
         self._thread = threading.Thread(target=self._flusher, name="jf-output", daemon=True)
         self._thread.start()
 
@@ -115,7 +114,7 @@ class TaskOutput:
                 self._send(task, stream, text)
 
     def _flusher(self) -> None:
-        while not self._closed:
+        while True:
             self._pending.wait()
             self._pending.clear()
             time.sleep(COALESCE)  # let a burst of writes collect into one message

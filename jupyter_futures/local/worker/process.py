@@ -6,6 +6,7 @@
       I/O thread:  inbox (PULL) ─► RUN → runners   CREATE_ACTOR/ACTOR_CALL → actor threads
                                    CANCEL, KILL_ACTOR, FREE, RESOLVED, SHUTDOWN
       main thread: runner (tasks)                         ─► outbox (PUSH) ─► scheduler
+      tasks and actor calls run by one path (execute.py), with this Worker as its TaskHost
       heartbeat:   RSS, CPU, store use every interval; exits if the kernel is gone
 
 The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
@@ -33,6 +34,7 @@ from typing import Any
 import psutil
 import zmq
 
+from ...errors import ObjectLost
 from .. import protocol as P
 from ..client_base import set_client
 from ..protocol import Codec, Outcome, WorkerStats
@@ -41,8 +43,10 @@ from ..store import ObjectStore, map_object, spill_dir_for, sweep_dead_clusters
 from ..transport import Inbox, Outbox
 from .actors import ActorHost
 from .client import WorkerClient
+from .execute import running_task
+from .host import MappedInputs
 from .output import TaskOutput
-from .tasks import ObjectLost, Runners
+from .tasks import Runners
 
 log = logging.getLogger("jupyter_futures.local.worker")
 KERNEL_EXIT_WAIT = 2.0  # seconds a worker waits for a dying kernel to be gone
@@ -68,8 +72,10 @@ class Worker:
         self._functions_lock = threading.Lock()
         self.actors: dict[int, ActorHost] = {}
         self.runners = Runners(self, config["slots"])
-        self.output = TaskOutput(self._send_output, self.runners.current_task)
-        self.client = WorkerClient(self)
+        self.output = TaskOutput(self._send_output, running_task)
+        self.client = WorkerClient(
+            self.wid, self.cluster, self.shm_dir, self.store, self.outbox, wake=self.wake, slots=self.runners
+        )
         self._batch: list[tuple[int, int, Outcome]] = []
         self._keep: list[Any] = []
         self._batch_started = 0.0
@@ -88,8 +94,7 @@ class Worker:
         threading.Thread(target=self._io_loop, name="jf-io", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="jf-heartbeat", daemon=True).start()
         self.outbox.send((P.HELLO, self.wid, os.getpid()))
-        self.runners.loop()  # the main thread runs tasks until shutdown
-        self.exit(0)
+        self.runners.loop()  # the main thread runs tasks until the process exits
 
     def exit(self, code: int, kernel_dying: bool = False) -> None:
         """Remove this worker's objects and leave (threads are daemons).
@@ -178,7 +183,7 @@ class Worker:
         elif kind == P.SHUTDOWN:
             self.exit(0)
 
-    # -- what tasks need -----------------------------------------------------------
+    # -- what tasks and actor calls need (the TaskHost of execute.py) -----------------
     def function(self, fn_hash: bytes) -> Any:
         """The function named by ``fn_hash``, unpickled on first use (a failure, such as a
         module this worker cannot import, is the task's error; a later task tries again)."""
@@ -191,7 +196,7 @@ class Worker:
                     del self._function_bytes[fn_hash]
         return fn
 
-    def input_value(self, inputs: dict[int, Outcome], tid: int) -> Any:
+    def input_value(self, inputs: dict[int, Outcome], tid: int, mapped: MappedInputs) -> Any:
         outcome = inputs.get(tid)
         if outcome is None:
             raise ObjectLost(f"input future {tid} was not available")
@@ -205,17 +210,13 @@ class Worker:
                 blob = map_object(self.shm_dir, self.spill_dir, outcome.segment, populate=True)
         except FileNotFoundError:
             raise ObjectLost(f"the copy of input future {tid} is gone (its worker died)") from None
-        mapped = getattr(self.runners.tls, "mapped", None)
-        if mapped is not None:
-            mapped.append((tid, weakref.ref(blob.obj)))
+        mapped.append((tid, weakref.ref(blob.obj)))
         return unpack(blob, what=f"input future {tid}")
 
-    def keep_mapped_inputs(self) -> None:
+    def keep_mapped_inputs(self, mapped: MappedInputs) -> None:
         """After a task or call: inputs whose mapping it kept (in an actor's state, say)
         stay allocated, held by this worker, until the mapping goes."""
-        mapped = getattr(self.runners.tls, "mapped", None)
         if not mapped:
-            self.runners.tls.mapped = []
             return
         acquire = []
         for tid, ref in mapped:
@@ -224,7 +225,6 @@ class Worker:
                 acquire.append(tid)
         if acquire:  # sent before the result, on the same ordered pipe
             self.outbox.send((P.ACQUIRE, self.wid, acquire))
-        self.runners.tls.mapped = []
 
     def pack_result(self, tid: int, value: Any) -> Outcome:
         packed = pack_value(value)
@@ -233,6 +233,10 @@ class Worker:
             return Outcome(status="ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=contained)
         name = self.store.put(tid, packed)
         return Outcome(status="ok", segment=name, nbytes=packed.nbytes, contained=contained)
+
+    def end_task(self, tid: int) -> None:
+        """``tid`` is over: send the rest of its output, close the figures it left open."""
+        self.output.end_task(tid)
 
     # -- results and output ----------------------------------------------------------
     def report_done(self, tid: int, attempt: int, outcome: Outcome, more: bool, keep: Any = None) -> None:

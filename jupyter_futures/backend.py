@@ -1,0 +1,225 @@
+"""The backend protocol: what the public API, the magics and the widgets ask of an engine.
+
+::
+
+    user code, %%remote, widgets, dashboard, JupyterLab panel, output routing
+                     │  jf.submit / put / actors / wait / status ...
+                     ▼
+          Client (client.py, the facade) ──► Backend (this protocol)
+                     ▲                        ├── local.LocalBackend     worker processes, shared memory
+                     │                        ├── inprocess.ThreadBackend  threads of the kernel (pdb)
+          Future ────┘ (loads its value,      └── (next: a Dask backend)
+                        cancels, waits through its own backend)
+
+An engine implements :class:`Backend`; a :class:`~jupyter_futures.Future` holds the
+backend that made it and asks it for its value (``load``), its state and its cancel, so
+nothing above this line sees an engine's wire types. What the widgets and the panel show
+comes back as the typed views below (``ClusterStatus``, ``FutureView``, ``ActorView``),
+one definition, checked by a test against the panel's TypeScript model.
+
+Worker ids are ints for the local engine and may be strings (a Dask worker's address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
+
+if TYPE_CHECKING:
+    from .actors import ActorHandle
+    from .futures import Future
+
+T = TypeVar("T")
+
+WorkerId = int | str
+
+
+# -- what status() returns (the panel's IClusterStatus, labextension/src/model.ts) ------
+
+
+class WorkerStatus(TypedDict):
+    id: WorkerId
+    pid: int | None
+    alive: bool
+    cpu_percent: float
+    rss: int
+    store_used: int
+    store_capacity: int
+    spilled: int
+    objects: int
+    actors: list[int | str]
+    running: list[int | str]
+    capacity: dict[str, float]
+
+
+ActorStatus = TypedDict(  # the functional form: a key is named "class"
+    "ActorStatus",
+    {
+        "id": int | str,
+        "class": str,
+        "worker": WorkerId | None,
+        "state": str,
+        "calls_done": int,
+        "calls_queued": int,
+    },
+)
+
+
+class ObjectsStatus(TypedDict):
+    count: int
+    bytes: int
+    spilled: int
+
+
+class StoreStatus(TypedDict):
+    used: int
+    capacity: int
+    objects: int
+
+
+class ClusterStatus(TypedDict, total=False):
+    """A snapshot of a cluster, as ``jf.status()``, the dashboard and the panel see it."""
+
+    cluster: str
+    workers: list[WorkerStatus]
+    futures: dict[str, int]  # counts by state: pending, running, done, failed, cancelled
+    actors: list[ActorStatus]
+    objects: ObjectsStatus
+    kernel_store: StoreStatus  # the kernel's own store, where the engine has one
+
+
+REQUIRED_STATUS_KEYS = ("cluster", "workers", "futures", "actors", "objects")
+
+
+# -- per-future and per-actor views ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FutureInfo:
+    """What is known of a settled future's value without loading it."""
+
+    nbytes: int = 0  # its size as stored (0: unknown or none)
+    duration: float = 0.0  # seconds the work ran
+    worker: WorkerId | None = None  # where the value lives (None: in the kernel, or nowhere)
+
+
+@dataclass(frozen=True, slots=True)
+class FutureView:
+    """One future as its engine sees it now."""
+
+    id: int
+    name: str
+    state: str  # pending, running, done, failed, cancelled
+    waiting_on: int  # inputs not done yet
+    worker: WorkerId | None  # where it runs (while running) or where its value lives
+    elapsed: float  # seconds running so far, or the run's duration once finished
+    error: str  # "Type: message" of a failure
+
+
+@dataclass(frozen=True, slots=True)
+class ActorView:
+    """One actor as its engine sees it now."""
+
+    id: int
+    class_name: str
+    worker: WorkerId | None
+    state: str  # starting, alive, restarting, dead
+    calls_done: int
+    calls_queued: int
+    death: str  # why it died ("" while alive)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a future's output belongs: the kernel futures it descends from (itself, when
+    the kernel submitted it; the kernel futures whose tasks submitted it, for nested work;
+    none when unknown), and when it was submitted (the kernel's ``time.monotonic()``)."""
+
+    roots: tuple[int, ...]
+    submitted: float
+
+
+OutputHandler = Callable[[int, str, str], None]
+"""``handler(future_id, stream, text)``: stream is stdout, stderr or display (a JSON bundle)."""
+
+DISPLAY_STREAM = "display"
+"""The stream of rich output (``display()`` in a task): its text is a JSON DisplayBundle."""
+
+
+class DisplayBundle(TypedDict):
+    """A ``display()`` made in a task, as a Jupyter ``display_data`` message carries it.
+
+    Binary mime types (``image/png``) are base64 text, as in the Jupyter protocol."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    transient: dict[str, Any]
+    update: bool
+
+
+# -- the protocol ----------------------------------------------------------------------
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An engine under the public API. ``jf.Client`` is the facade that holds one."""
+
+    name: str  # "local", "threads", ...
+    cluster_id: str
+    n_workers: int
+
+    @property
+    def closed(self) -> bool: ...
+
+    # work
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]: ...
+    def put(self, obj: Any) -> Future[Any]: ...
+    def create_actor(self, cls: type, *args: Any, **kwargs: Any) -> Future[ActorHandle]: ...
+    def call_actor(self, actor: Any, method: str, *args: Any, **kwargs: Any) -> Future[Any]: ...
+    def kill_actor(self, actor: Any) -> None: ...
+    def locality(self, f: Future[Any]) -> list[Any]: ...
+
+    # what a Future asks of the backend that made it
+    def load(self, f: Future[Any], writable: bool) -> Any: ...
+    def cancel(self, f: Future[Any]) -> bool: ...
+    def future_state(self, fid: int) -> str: ...
+    def release(self, fid: int) -> None: ...
+    def reduce(self, f: Future[Any]) -> Any:
+        """``Future.__reduce__``: how a future travels inside arguments and values."""
+        ...
+    def waiting(self) -> AbstractContextManager[None]:
+        """Around a blocking wait in user code: inside a task, lend the task's slot (the
+        local engine) or secede from the worker's pool (Dask), so nested waits never
+        deadlock."""
+        ...
+
+    # views, for the widgets, the dashboard and the panel
+    def status(self) -> ClusterStatus: ...
+    def future_view(self, fid: int) -> FutureView | None: ...
+    def latest_futures(self, n: int) -> list[FutureView]: ...
+    def failed_futures(self, n: int) -> list[FutureView]: ...
+    def actor_view(self, aid: int) -> ActorView | None: ...
+    def actor_locality(self, actor: ActorHandle) -> Any:
+        """A locality (``LocalityRequirement``) that runs work beside a live actor; None
+        once it is dead."""
+        ...
+    def unsettled(self) -> list[Future[Any]]: ...
+
+    # output, for the Jupyter layer
+    def set_output_handler(self, handler: OutputHandler) -> None: ...
+    def output_origin(self, fid: int) -> Origin | None: ...
+
+    def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+def iter_status_keys() -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Each TypedDict of the status and its keys: what the panel's model must mirror."""
+    for name, td in (
+        ("IClusterStatus", ClusterStatus),
+        ("IWorkerStatus", WorkerStatus),
+        ("IActorStatus", ActorStatus),
+    ):
+        yield name, tuple(td.__annotations__)

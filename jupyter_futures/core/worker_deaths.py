@@ -1,0 +1,118 @@
+"""The scheduler's rules for a worker that died (or is presumed dead), and for deadlines.
+
+::
+
+    worker_died(w) ─► mark it dead (no more placement, requirements re-checked)
+                   ─► its assigned work: cancelled ones finish, actor calls fail,
+                      tasks go back to the queue (or fail after max_worker_deaths)
+                   ─► its actors restart elsewhere or die (actor_rules.worker_lost)
+                   ─► values stored only there are LOST; waiting consumers re-prepare
+                      (which rebuilds them from lineage); what only it held is released
+                   ─► SpawnWorker(wid)
+    overdue_workers(now) ─► silent, never started, or ignoring a cancel: to be killed
+
+Functions over the scheduler as :class:`~jupyter_futures.core.host.Scheduler` describes it.
+"""
+
+from __future__ import annotations
+
+from ..errors import WorkerDiedException
+from . import actor_rules
+from .host import Scheduler
+from .instructions import SpawnWorker
+from .placement import WorkerState
+from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error
+
+
+def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
+    """Everything that follows from ``w``'s death, up to asking for its replacement."""
+    w.status = "dead"
+    w.exitcode = exitcode
+    w.unsent = []
+    state._satisfiable.clear()  # what only it could run no longer fits anywhere
+    why = f"worker {w.wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
+    resubmit_assigned(state, w, why, exitcode)
+    actor_rules.worker_lost(state, w, why, exitcode)
+    forget_values_on(state, w.wid)
+    state._emit(SpawnWorker(w.wid))
+
+
+def resubmit_assigned(state: Scheduler, w: WorkerState, why: str, code: int | None) -> None:
+    """The work ``w`` was running: it runs again elsewhere, or fails if it may not."""
+    for tid in list(w.assigned):
+        t = state.tasks[tid]
+        state._unassign(t)
+        state.cancelling.pop(tid, None)
+        if t.state == CANCELLED:
+            state._after_finish(t)
+        elif t.spec.kind == "call":
+            state._fail(t, framework_error("ActorDiedError", f"the actor's {why} during this call", code))
+        elif t.spec.kind == "actor" and t.state == DONE:
+            continue  # a live actor's creation: actor_rules.worker_lost decides
+        else:
+            _resubmit(state, t, why, code)
+
+
+def _resubmit(state: Scheduler, t: TaskState, why: str, code: int | None) -> None:
+    t.deaths += 1
+    if t.deaths <= state.max_worker_deaths:
+        state._requeue(t)
+        return
+    state._fail(
+        t,
+        framework_error(
+            "WorkerDiedException",
+            f"{why}; the workers running this task died {t.deaths} times "
+            f"(a task is resubmitted at most {state.max_worker_deaths} times)",
+            code,
+        ),
+    )
+
+
+def forget_values_on(state: Scheduler, wid: int) -> None:
+    """Values stored only in ``wid`` are LOST, and references it held are dropped.
+
+    A consumer waiting on a lost value is prepared again, which rebuilds the value from its
+    lineage (or fails the consumer); values nobody needs any more are freed."""
+    lost = []
+    orphaned = []
+    for t in list(state.tasks.values()):
+        if wid in t.holders:
+            t.holders.discard(wid)
+            orphaned.append(t)
+        o = t.outcome
+        if t.state == DONE and o is not None and o.where == wid and o.segment is not None:
+            state._drop_value(t, free=False)
+            state._set(t, LOST)
+            lost.append(t)
+    for t in lost:
+        _reprepare_consumers(state, t)
+        state._maybe_free(t)
+    for t in orphaned:
+        state._maybe_free(t)
+
+
+def _reprepare_consumers(state: Scheduler, t: TaskState) -> None:
+    tasks = state.tasks
+    needed = [tasks[c] for c in t.consumers if c in tasks and tasks[c].state in (WAITING, READY)]
+    for ct in needed:
+        if ct.state == READY:
+            state._set(ct, WAITING)
+        state._prepare(ct)
+
+
+def overdue_workers(state: Scheduler, now: float) -> dict[int, str]:
+    """Workers to presume dead at ``now``, and why: silent, not started, or deaf to a cancel."""
+    doomed: dict[int, str] = {}
+    for w in state.workers.values():
+        if w.status == "alive" and now - w.last_seen > state.heartbeat_timeout:
+            doomed[w.wid] = f"missed heartbeats for {now - w.last_seen:.1f} s"
+        elif w.status == "starting" and now - w.last_seen > state.start_timeout:
+            doomed[w.wid] = f"did not start within {state.start_timeout:.0f} s"
+    for tid, deadline in list(state.cancelling.items()):
+        t = state.tasks.get(tid)
+        if t is None or t.worker is None:
+            state.cancelling.pop(tid, None)
+        elif now > deadline:
+            doomed.setdefault(t.worker, f"task {tid} ignored its cancellation for {state.cancel_grace:.1f} s")
+    return doomed
