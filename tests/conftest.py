@@ -30,9 +30,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from kernels import SETUP, Kernel, start, stop
 
 import jupyter_futures as jf
-from jupyter_futures.local.client_base import current_client_or_none
+from jupyter_futures.client import current_client_or_none
 from jupyter_futures.local.store import fallback_dir
 
 SHM = Path("/dev/shm")
@@ -275,3 +276,14 @@ def beacon(tmp_path: Path) -> Iterator[Beacon]:
     b = Beacon(tmp_path)
     yield b
     b.close()
+
+
+@pytest.fixture
+def kernel() -> Iterator[Kernel]:
+    """A real kernel (jupyter_client) with the extension loaded and a two-worker cluster."""
+    k = start()
+    try:
+        k.run(SETUP)
+        yield k
+    finally:
+        stop(k)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from kernels import SETUP, Kernel, start, stop
+from kernels import Kernel
 
 import jupyter_futures as jf
 
@@ -41,16 +40,6 @@ def test_futures_open_at_shutdown_fail_with_cluster_closed() -> None:
     t.join(5)
     assert not t.is_alive() and isinstance(woke[0], jf.ClusterClosedError)
     assert isinstance(called[0], jf.ClusterClosedError)  # callbacks ran
-
-
-@pytest.fixture
-def kernel() -> Iterator[Kernel]:
-    k = start()
-    try:
-        k.run(SETUP)
-        yield k
-    finally:
-        stop(k)
 
 
 def test_interrupting_a_wait_after_shutdown_leaves_the_kernel_working(kernel: Kernel) -> None:

@@ -26,10 +26,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
-from typing import Any, TypedDict
+from typing import Any
 
 # The records the messages carry belong to the core; they are named here too (re-exported),
 # as the wire's vocabulary, so both ends of a pipe import them from one place.
+from ..backend import DISPLAY_STREAM as DISPLAY_STREAM  # OUTPUT's rich stream: a JSON DisplayBundle
+from ..backend import DisplayBundle as DisplayBundle
 from ..core.specs import DRIVER as DRIVER
 from ..core.specs import Outcome as Outcome
 from ..core.specs import Requirements as Requirements
@@ -64,20 +66,6 @@ SYS_PATH = 20
 KIND_NAMES = {  # DRIVER, imported above, is a process id, not a kind
     v: k for k, v in globals().items() if isinstance(v, int) and k.isupper() and k != "DRIVER"
 }
-
-DISPLAY_STREAM = "display"
-"""The OUTPUT stream of rich output (``display()`` in a task): its text is a JSON DisplayBundle."""
-
-
-class DisplayBundle(TypedDict):
-    """A ``display()`` made in a task, as a Jupyter ``display_data`` message carries it.
-
-    Binary mime types (``image/png``) are base64 text, as in the Jupyter protocol."""
-
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    transient: dict[str, Any]
-    update: bool
 
 
 SIG_SIZE = 32

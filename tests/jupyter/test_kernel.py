@@ -13,26 +13,14 @@ import re
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 from kernels import ANSI, OBJECTS, SETUP, SHM, Kernel, start, stop
 
 from jupyter_futures.local.store import sweep_dead_clusters
-
-
-@pytest.fixture
-def kernel() -> Iterator[Kernel]:
-    """A kernel with the extension loaded and a two-worker cluster."""
-    k = start()
-    try:
-        k.run(SETUP)
-        yield k
-    finally:
-        stop(k)
 
 
 def cluster_info(kernel: Kernel) -> dict[str, Any]:
