@@ -11,9 +11,11 @@ Importing this package starts nothing: no process, no thread, no socket. In IPyt
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata as _metadata
 from typing import Any
 
+from . import current as _current
 from .actors import ActorHandle
 from .api import (
     await_future,
@@ -28,7 +30,9 @@ from .api import (
     submit,
     submit_future,
 )
-from .client import Client, LocalityRequirement, get_client
+from .backend import LocalityRequirement
+from .client import Client
+from .current import get_client
 from .errors import (
     ActorDiedError,
     ClusterClosedError,
@@ -87,6 +91,20 @@ __all__ = [
     "submit_future",
     "wait",
 ]
+
+
+def _in_ipython(client: Client) -> None:
+    """What a client started in IPython gets, with or without ``%load_ext``: remote
+    output in the submitting cell (in a Jupyter kernel), errors for the user's mistakes
+    ending at the user's line, and the client's card as its rich display."""
+    if "IPython" not in sys.modules:
+        return
+    from .jupyter.integration import client_started
+
+    client_started(client)
+
+
+_current.on_start.append(_in_ipython)  # a function in a list: nothing starts or imports
 
 
 def load_ipython_extension(ipython: Any) -> None:

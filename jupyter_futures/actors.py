@@ -63,7 +63,7 @@ class ActorHandle:
         unpickled in a task) the current client of this process."""
         if self._bound is not None:
             return self._bound
-        from .client import get_client
+        from .current import get_client
 
         return get_client()
 

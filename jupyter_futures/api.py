@@ -6,15 +6,15 @@ it is that worker's own client, so the same calls work there (nested submission)
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .actors import ActorHandle
-from .backend import ClusterStatus
-from .client import Client, LocalityRequirement, current_client_or_none, get_client, set_client
+from .backend import ClusterStatus, LocalityRequirement
+from .client import Client
+from .current import current_client_or_none, get_client, on_start, set_client
 from .errors import FutureTimeoutError, NotInKernelError
 from .futures import Future
 
@@ -49,15 +49,8 @@ def init(n_workers: int | None = None, **options: Any) -> Client:
         return client  # type: ignore[no-any-return]
     client = Client(n_workers, **options)
     set_client(client)
-    if "ipykernel" in sys.modules:  # in a Jupyter kernel: remote output goes to its cell
-        from .jupyter.kernel_output import attach
-
-        attach(client)
-    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
-    if shell is not None:  # our errors for the user's mistakes end at the user's line
-        from .jupyter.tracebacks import install
-
-        install(shell)
+    for hook in list(on_start):  # in a Jupyter kernel: output routing, tracebacks, the card
+        hook(client)
     return client
 
 

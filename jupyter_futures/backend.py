@@ -22,18 +22,18 @@ Worker ids are ints for the local engine and may be strings (a Dask worker's add
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
+from .futures import Future, FutureBackend, WorkerId
+
 if TYPE_CHECKING:
     from .actors import ActorHandle
-    from .futures import Future
 
 T = TypeVar("T")
 
-WorkerId = int | str
 
 
 # -- what status() returns (the panel's IClusterStatus, labextension/src/model.ts) ------
@@ -96,13 +96,15 @@ REQUIRED_STATUS_KEYS = ("cluster", "workers", "futures", "actors", "objects")
 # -- per-future and per-actor views ----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FutureInfo:
-    """What is known of a settled future's value without loading it."""
+@dataclass(frozen=True)
+class LocalityRequirement:
+    """Run on ``worker``, beside the value of future ``future_id`` (from ``locality(f)``)."""
 
-    nbytes: int = 0  # its size as stored (0: unknown or none)
-    duration: float = 0.0  # seconds the work ran
-    worker: WorkerId | None = None  # where the value lives (None: in the kernel, or nowhere)
+    worker: WorkerId
+    future_id: int
+
+
+LocalityRequirement.__module__ = "jupyter_futures"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,19 +161,29 @@ class DisplayBundle(TypedDict):
     update: bool
 
 
+def display_text(payload: str) -> str:
+    """The text/plain part of a display payload, for a console that cannot show the rest."""
+    try:
+        bundle: DisplayBundle = json.loads(payload)
+        text = bundle["data"].get("text/plain", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return payload
+    return f"{text}\n" if text and not bundle.get("update") else ""
+
+
+
 # -- the protocol ----------------------------------------------------------------------
 
 
 @runtime_checkable
-class Backend(Protocol):
-    """An engine under the public API. ``jf.Client`` is the facade that holds one."""
+class Backend(FutureBackend, Protocol):
+    """An engine under the public API. ``jf.Client`` is the facade that holds one; what a
+    Future asks of it (load, cancel, state, release, waiting) is in ``FutureBackend``."""
 
     name: str  # "local", "threads", ...
     cluster_id: str
     n_workers: int
 
-    @property
-    def closed(self) -> bool: ...
 
     # work
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]: ...
@@ -181,19 +193,6 @@ class Backend(Protocol):
     def kill_actor(self, actor: Any) -> None: ...
     def locality(self, f: Future[Any]) -> list[Any]: ...
 
-    # what a Future asks of the backend that made it
-    def load(self, f: Future[Any], writable: bool) -> Any: ...
-    def cancel(self, f: Future[Any]) -> bool: ...
-    def future_state(self, fid: int) -> str: ...
-    def release(self, fid: int) -> None: ...
-    def reduce(self, f: Future[Any]) -> Any:
-        """``Future.__reduce__``: how a future travels inside arguments and values."""
-        ...
-    def waiting(self) -> AbstractContextManager[None]:
-        """Around a blocking wait in user code: inside a task, lend the task's slot (the
-        local engine) or secede from the worker's pool (Dask), so nested waits never
-        deadlock."""
-        ...
 
     # views, for the widgets, the dashboard and the panel
     def status(self) -> ClusterStatus: ...

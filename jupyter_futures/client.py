@@ -15,28 +15,17 @@ The public API (``api.py``), the magics and the widgets use a ``Client`` and the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import errors
+from .backend import LocalityRequirement
+from .current import current_client_or_none, set_client
 
 if TYPE_CHECKING:
     from .actors import ActorHandle
-    from .backend import ActorView, Backend, ClusterStatus, FutureView, WorkerId
+    from .backend import ActorView, Backend, ClusterStatus, FutureView
     from .futures import Future
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LocalityRequirement:
-    """Run on ``worker``, beside the value of future ``future_id`` (from ``locality(f)``)."""
-
-    worker: WorkerId
-    future_id: int
-
-
-LocalityRequirement.__module__ = "jupyter_futures"
 
 
 class Client:
@@ -104,12 +93,6 @@ class Client:
         kind = "" if self.backend.name == "local" else f" {self.backend.name}"
         return f"<jupyter_futures.Client{kind} {self.cluster_id} {state}>"
 
-    def _repr_html_(self) -> str:
-        """A card for notebooks: workers, memory, store, futures (``jupyter/widgets/client_card.py``)."""
-        from .jupyter.widgets.client_card import card
-
-        return card(self)
-
     # -- work ------------------------------------------------------------------------
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; see :func:`jupyter_futures.submit`."""
@@ -155,23 +138,3 @@ class Client:
 
 
 Client.__module__ = "jupyter_futures"
-
-
-# -- the current client --------------------------------------------------------------
-
-_current: list[Any] = []
-
-
-def get_client() -> Any:
-    """The client of this process: the kernel's (from ``init()``) or, inside a task, its worker's."""
-    if not _current:
-        raise errors.ClusterClosedError("no cluster is running: call jf.init() first")
-    return _current[0]
-
-
-def set_client(client: Any) -> None:
-    _current[:] = [client] if client is not None else []
-
-
-def current_client_or_none() -> Any:
-    return _current[0] if _current else None

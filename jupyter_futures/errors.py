@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+from collections.abc import Callable
 from typing import Any
 
 
@@ -72,15 +73,20 @@ class RemoteException(JupyterFuturesError):
         return f"{base}" if base != "" else self.remote_type
 
     def _render_traceback_(self) -> list[str]:
-        """How IPython shows it: the caller's frames, then the remote ones (``tracebacks.py``)."""
-        from .jupyter.tracebacks import render
-
-        return render(self)
+        """How IPython shows it: the caller's frames, then the remote ones, as the Jupyter
+        layer renders them (``jupyter/tracebacks.py`` installs the renderer); without one,
+        IPython's own rendering (it falls back when this raises)."""
+        if not traceback_renderers:
+            raise NotInKernelError("no traceback renderer is installed")
+        return traceback_renderers[-1](self)
 
     def __reduce__(self) -> Any:
         cause = self.__dict__.get("_remote_cause")
         return (_rebuild_remote, (self.remote_type, self.args, self.remote_traceback, self.where, cause))
 
+
+traceback_renderers: list[Callable[[RemoteException], list[str]]] = []
+"""How IPython renders remote errors; the Jupyter layer adds one when it is installed."""
 
 _remote_classes: dict[type, type] = {}
 

@@ -23,13 +23,11 @@ import concurrent.futures as cf
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import errors
-from .backend import FutureInfo
-
-if TYPE_CHECKING:
-    from .backend import Backend
 
 T = TypeVar("T")
 
@@ -38,6 +36,39 @@ FIRST_COMPLETED = cf.FIRST_COMPLETED
 FIRST_EXCEPTION = cf.FIRST_EXCEPTION
 
 _UNDECODED = object()
+
+WorkerId = int | str
+"""A worker's id: an int in the local engine, a string (an address) elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class FutureInfo:
+    """What is known of a settled future's value without loading it."""
+
+    nbytes: int = 0  # its size as stored (0: unknown or none)
+    duration: float = 0.0  # seconds the work ran
+    worker: WorkerId | None = None  # where the value lives (None: in the kernel, or nowhere)
+
+
+class FutureBackend(Protocol):
+    """What a Future asks of the backend that made it (the rest of the protocol is in
+    :class:`jupyter_futures.backend.Backend`)."""
+
+    @property
+    def closed(self) -> bool: ...
+    def load(self, f: Future[Any], writable: bool) -> Any: ...
+    def cancel(self, f: Future[Any]) -> bool: ...
+    def future_state(self, fid: int) -> str: ...
+    def release(self, fid: int) -> None: ...
+    def reduce(self, f: Future[Any]) -> Any:
+        """``Future.__reduce__``: how a future travels inside arguments and values."""
+        ...
+
+    def waiting(self) -> AbstractContextManager[None]:
+        """Around a blocking wait in user code: inside a task, lend the task's slot (the
+        local engine) or secede from the worker's pool (Dask), so nested waits never
+        deadlock."""
+        ...
 
 
 class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
@@ -53,7 +84,7 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     1024
     """
 
-    def __init__(self, fid: int, backend: Backend, name: str = "", actor_id: int | None = None) -> None:
+    def __init__(self, fid: int, backend: FutureBackend, name: str = "", actor_id: int | None = None) -> None:
         super().__init__()
         self.id = fid
         self.name = name
@@ -65,7 +96,7 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         self._decode_lock = threading.Lock()
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> FutureBackend:
         """The engine that runs this future's work."""
         return self._backend
 
@@ -196,7 +227,7 @@ async def _await(f: Future[T]) -> T:
 Future.__module__ = "jupyter_futures"
 
 
-def _client_of(fs: Iterable[cf.Future[Any]]) -> Backend | None:
+def _client_of(fs: Iterable[cf.Future[Any]]) -> FutureBackend | None:
     """The backend whose ``waiting()`` wraps a wait on ``fs``: that of the first of our
     futures among them (plain ``concurrent.futures`` futures may be mixed in)."""
     for f in fs:

@@ -33,7 +33,7 @@ import pytest
 from kernels import SETUP, Kernel, start, stop
 
 import jupyter_futures as jf
-from jupyter_futures.client import current_client_or_none
+from jupyter_futures.current import current_client_or_none
 from jupyter_futures.local.store import fallback_dir
 
 SHM = Path("/dev/shm")

@@ -39,14 +39,13 @@ from ..actors import ActorHandle, public_methods
 from ..backend import (
     ActorView,
     ClusterStatus,
-    FutureInfo,
     FutureView,
+    LocalityRequirement,
     Origin,
     OutputHandler,
     WorkerStatus,
 )
-from ..client import LocalityRequirement
-from ..futures import Future
+from ..futures import Future, FutureInfo
 
 T = TypeVar("T")
 KEEP_RECORDS = 10_000  # settled futures the views remember

@@ -31,7 +31,8 @@ import sys
 import threading
 from typing import Any, Literal, Protocol, TypedDict
 
-from ..client import Client, current_client_or_none
+from ..client import Client
+from ..current import current_client_or_none
 
 __all__ = ["TARGET", "StatusPublisher", "register_comm_target", "unregister_comm_target"]
 

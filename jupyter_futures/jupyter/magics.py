@@ -47,7 +47,9 @@ from IPython.display import display
 
 from ..actors import ActorHandle
 from ..api import init
-from ..client import Client, LocalityRequirement, current_client_or_none
+from ..backend import LocalityRequirement
+from ..client import Client
+from ..current import current_client_or_none
 from ..errors import FutureTimeoutError, RemoteException, SerializationError
 from ..futures import Future
 from .cell_analysis import CellNames, analyse, kernel_only
@@ -459,6 +461,9 @@ def load_ipython_extension(shell: Any) -> None:
     shell.register_magics(FuturesMagics)
     register_comm_target(shell)
     install(shell)  # errors raised for the user's mistakes end at the user's own line
+    from .integration import show_cards
+
+    show_cards(shell)
     if _widgets_available():
         formatter = shell.display_formatter.ipython_display_formatter
         formatter.for_type(Future, _show_future)

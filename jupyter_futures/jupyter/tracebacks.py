@@ -35,6 +35,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import errors
 from ..errors import NotInKernelError
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # jupyter_futures/
@@ -293,7 +294,10 @@ HANDLED = (Exception, KeyboardInterrupt)
 
 
 def install(shell: Any) -> None:
-    """Use :func:`show_error` for errors in cells, unless another handler is set already."""
+    """Render remote errors (:func:`render`), and use :func:`show_error` for errors in
+    cells unless another handler is set already."""
+    if render not in errors.traceback_renderers:
+        errors.traceback_renderers.append(render)
     if not shell.custom_exceptions:
         shell.set_custom_exc(HANDLED, show_error)
 

@@ -17,8 +17,7 @@ import psutil
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import ActorView, ClusterStatus, FutureView, Origin, OutputHandler
-from ..client import LocalityRequirement
+from ..backend import ActorView, ClusterStatus, FutureView, LocalityRequirement, Origin, OutputHandler
 from . import views
 from .client_base import BaseClient
 from .cluster import LocalCluster
@@ -159,16 +158,16 @@ class LocalBackend(BaseClient):
     # -- cluster-wide ---------------------------------------------------------------
     # -- views (jupyter_futures.backend.Backend) ---------------------------------------
     def future_view(self, fid: int) -> FutureView | None:
-        return views.task(self, fid)
+        return views.task(self.cluster, fid)
 
     def latest_futures(self, n: int) -> list[FutureView]:
-        return views.latest(self, n)
+        return views.latest(self.cluster, n)
 
     def failed_futures(self, n: int) -> list[FutureView]:
-        return views.failures(self, n)
+        return views.failures(self.cluster, n)
 
     def actor_view(self, aid: int) -> ActorView | None:
-        return views.actor(self, aid)
+        return views.actor(self.cluster, aid)
 
     def unsettled(self) -> list[Any]:
         """The kernel's futures not settled yet."""
@@ -181,7 +180,7 @@ class LocalBackend(BaseClient):
     def output_origin(self, fid: int, depth: int = 0) -> Origin | None:
         """A kernel future is its own root; a future a task submitted descends from the
         kernel futures whose work runs on that task's worker."""
-        info = views.submitted(self, fid)
+        info = views.submitted(self.cluster, fid)
         if info is None:
             return None
         owner, when = info
@@ -189,7 +188,7 @@ class LocalBackend(BaseClient):
             return Origin((fid,), when)
         roots: set[int] = set()
         if depth < MAX_NESTING:
-            for other in views.running_on(self, owner):
+            for other in views.running_on(self.cluster, owner):
                 found = self.output_origin(other, depth + 1) if other != fid else None
                 if found is not None:
                     roots.update(found.roots)
@@ -197,7 +196,7 @@ class LocalBackend(BaseClient):
 
     def actor_locality(self, actor: ActorHandle) -> LocalityRequirement | None:
         """Where a live actor runs, as a locality (None once it is dead)."""
-        a = views.actor(self, actor.id)
+        a = views.actor(self.cluster, actor.id)
         if a is None or a.state == "dead":
             return None
         create = self.cluster.query(lambda: self.cluster.state.actors[actor.id].create_tid)

@@ -22,9 +22,9 @@ import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import FutureInfo
-from ..client import LocalityRequirement, current_client_or_none, get_client, set_client
-from ..futures import Future
+from ..backend import LocalityRequirement, display_text
+from ..current import current_client_or_none, get_client, set_client
+from ..futures import Future, FutureInfo
 from .functions import FunctionCache
 from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
 from .serialize import (
@@ -40,7 +40,6 @@ from .serialize import (
     unpack,
 )
 from .store import ObjectStore, map_object, spill_dir_for
-from .worker.output import display_text
 
 T = TypeVar("T")
 

@@ -14,22 +14,22 @@ from .protocol import DRIVER
 if TYPE_CHECKING:
     from ..core.records import TaskState
     from ..core.scheduler import SchedulerState
-    from .backend import LocalBackend
+    from .cluster import LocalCluster
 
 TaskView = FutureView
 
 
-def task(client: LocalBackend, tid: int) -> TaskView | None:
+def task(cluster: LocalCluster, tid: int) -> TaskView | None:
     """The scheduler's record of ``tid`` (None once it is forgotten)."""
 
     def read(st: SchedulerState) -> TaskView | None:
         t = st.tasks.get(tid)
         return _view(t, time.monotonic()) if t is not None else None
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def latest(client: LocalBackend, n: int) -> list[TaskView]:
+def latest(cluster: LocalCluster, n: int) -> list[TaskView]:
     """The ``n`` futures submitted last, newest first."""
 
     def read(st: SchedulerState) -> list[TaskView]:
@@ -44,10 +44,10 @@ def latest(client: LocalBackend, n: int) -> list[TaskView]:
                 break
         return out
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def failures(client: LocalBackend, n: int) -> list[TaskView]:
+def failures(cluster: LocalCluster, n: int) -> list[TaskView]:
     """The ``n`` latest failures, newest first (stops looking once all are found)."""
 
     def read(st: SchedulerState) -> list[TaskView]:
@@ -65,10 +65,10 @@ def failures(client: LocalBackend, n: int) -> list[TaskView]:
                     break
         return out
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def running_on(client: LocalBackend, wid: int) -> list[int]:
+def running_on(cluster: LocalCluster, wid: int) -> list[int]:
     """Futures assigned to worker ``wid`` now (running, or blocked waiting on others)."""
 
     def read(st: SchedulerState) -> list[int]:
@@ -77,10 +77,10 @@ def running_on(client: LocalBackend, wid: int) -> list[int]:
             return []
         return [tid for tid in w.assigned if tid in st.tasks and st.tasks[tid].state == ASSIGNED]
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def submitted(client: LocalBackend, tid: int) -> tuple[int, float] | None:
+def submitted(cluster: LocalCluster, tid: int) -> tuple[int, float] | None:
     """``(owner, submission time)`` of ``tid``: the process that submitted it (0: the
     kernel) and its ``time.monotonic()`` then; None once the scheduler forgot it."""
 
@@ -88,10 +88,10 @@ def submitted(client: LocalBackend, tid: int) -> tuple[int, float] | None:
         t = st.tasks.get(tid)
         return (t.spec.owner, t.submitted) if t is not None else None
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def actor(client: LocalBackend, aid: int) -> ActorView | None:
+def actor(cluster: LocalCluster, aid: int) -> ActorView | None:
     """An actor's class, worker, state, calls done and queued, and why it died."""
 
     def read(st: SchedulerState) -> ActorView | None:
@@ -108,7 +108,7 @@ def actor(client: LocalBackend, aid: int) -> ActorView | None:
             death=a.death or "",
         )
 
-    return client.cluster.query(read, client.cluster.state)  # type: ignore[no-any-return]
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
 def _view(t: TaskState, now: float) -> TaskView:

@@ -148,7 +148,7 @@ def test_load_ext_starts_nothing_and_is_lazy() -> None:
         assert "futures" in ip.magics_manager.magics["line"]
         assert psutil.Process().children() == []
         assert not [t for t in threading.enumerate() if t.name.startswith("jupyter-futures")]
-        assert jupyter_futures.get_client.__module__ and not jupyter_futures.client._current
+        assert jupyter_futures.get_client.__module__ and not jupyter_futures.current._current
         ip.run_cell("%unload_ext jupyter_futures")
         assert "remote" not in ip.magics_manager.magics["cell"]
         assert "futures" not in ip.magics_manager.magics["line"]

@@ -248,7 +248,7 @@ def test_client_card(client: jf.Client) -> None:
     jf.wait(fs)
     kept = jf.put(bytes(2 * 2**20))
     eventually(lambda: all(w["rss"] for w in client.status()["workers"]))  # a heartbeat came
-    html = client._repr_html_()
+    html = card(client)
     assert f"jupyter_futures Client {client.cluster_id}" in html and "2 workers" in html
     for part in ("Workers", "CPUs", "Memory", "Store", "Futures", "Actors", "jf.dashboard()", "Cluster"):
         assert part in html, part

@@ -278,13 +278,3 @@ def _figure_png(figure: Any) -> bytes | None:
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in data.items()}
-
-
-def display_text(payload: str) -> str:
-    """The text/plain part of a display payload, for a console that cannot show the rest."""
-    try:
-        bundle: DisplayBundle = json.loads(payload)
-        text = bundle["data"].get("text/plain", "")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return payload
-    return f"{text}\n" if text and not bundle.get("update") else ""
