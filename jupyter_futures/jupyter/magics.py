@@ -59,7 +59,6 @@ from .tracebacks import install, remember_cell_code, uninstall
 from .widgets.html import nbytes
 
 PROGRESS_AFTER = 2.0  # seconds a --block cell waits before it shows a progress bar
-CANCEL_SHOWN = 0.3  # seconds an interrupted cell waits to show its work as cancelled
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?)?b?\s*", re.IGNORECASE)
 _SCALE = {
@@ -356,8 +355,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
         for f in (*names, result, work):
             f.cancel()
         if bar is not None:
-            _wait_quietly(result, CANCEL_SHOWN)
-            bar.settle()
+            bar.settle(interrupted=True)
         raise KeyboardInterrupt(f"{label}: the cell's remote work was cancelled")
 
 

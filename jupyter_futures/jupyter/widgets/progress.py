@@ -137,9 +137,22 @@ class CellProgress(SnapshotWidget):
         if self.tick() is not Tick.DONE:
             ticker.add(self)
 
-    def settle(self) -> None:
-        """Draw the current state now, from the cell's thread (the final one if it is over)."""
-        self.tick()
+    def settle(self, interrupted: bool = False) -> None:
+        """Draw the current state now, from the cell's thread (the final one if it is over).
+
+        ``interrupted``: the user interrupted the cell and its work was cancelled; it reads
+        so whatever the engine has reported yet, and is published from the cell's own
+        thread, so the saved output ends in that state."""
+        if not interrupted:
+            self.tick()
+            return
+        with self._lock:
+            self.state = "cancelled"
+            detail = f"cancelled after {h.seconds(time.monotonic() - self.started)}"
+            bar = h.stacked_bar([(1.0, h.COLORS[self.state])], width="12em")
+            self.show(f"{bar} <b>{h.esc(self.label)}</b> {h.esc('· ' + detail)}", f"{self.label}: {detail}")
+            self._result = self._work = None
+            self.finish()
 
     def tick(self) -> Tick:
         with self._lock:
