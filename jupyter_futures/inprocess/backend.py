@@ -20,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
-import io
 import itertools
 import os
-import pickle
 import queue
 import secrets
 import threading
@@ -46,6 +44,7 @@ from ..backend import (
     WorkerStatus,
 )
 from ..futures import Future, FutureInfo
+from .arguments import find_futures
 
 T = TypeVar("T")
 KEEP_RECORDS = 10_000  # settled futures the views remember
@@ -226,7 +225,7 @@ class ThreadBackend:
     ) -> _Task:
         self._check_open()
         fid = next(self._ids)
-        packed, deps = _find_futures((args, kwargs))
+        packed, deps = find_futures((args, kwargs))
         f: Future[Any] = Future(fid, self, name, actor_id)
 
         def run() -> Any:
@@ -566,55 +565,3 @@ def _future(cluster: str, fid: int) -> Future[Any]:
     if task is None:
         raise errors.SerializationError(f"future {fid} was unpickled outside its threads backend")
     return task.future
-
-
-def _find_futures(value: Any) -> tuple[Callable[[], Any], list[Future[Any]]]:
-    """The futures inside ``value``, and how to make ``value`` with their values instead."""
-    found: dict[int, Future[Any]] = {}
-
-    class Finder(pickle.Pickler):
-        def persistent_id(self, obj: Any) -> Any:
-            if isinstance(obj, Future):
-                found[obj.id] = obj
-                return obj.id
-            return None
-
-    buffers: list[pickle.PickleBuffer] = []
-    data = io.BytesIO()
-    try:
-        Finder(data, protocol=5, buffer_callback=buffers.append).dump(value)
-    except Exception:  # it does not pickle: look in the plain containers
-        found.clear()
-        return (lambda: _substitute(value)), _scan(value)
-    if not found:
-        return (lambda: value), []
-
-    class Loader(pickle.Unpickler):
-        def persistent_load(self, fid: Any) -> Any:
-            return found[fid].result()
-
-    return (lambda: Loader(io.BytesIO(data.getvalue()), buffers=buffers).load()), list(found.values())
-
-
-def _scan(value: Any, depth: int = 0) -> list[Future[Any]]:
-    if isinstance(value, Future):
-        return [value]
-    if depth > 4:
-        return []
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [f for v in value for f in _scan(v, depth + 1)]
-    if isinstance(value, dict):
-        return [f for v in value.values() for f in _scan(v, depth + 1)]
-    return []
-
-
-def _substitute(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, Future):
-        return value.result()
-    if depth > 4:
-        return value
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return type(value)(_substitute(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, depth + 1) for k, v in value.items()}
-    return value

@@ -24,7 +24,7 @@ import pickle
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -46,19 +46,26 @@ _tls = threading.local()
 
 
 @contextmanager
+def _set(name: str, value: Any) -> Iterator[None]:
+    """This thread's ``name`` is ``value`` inside the block (what pickling hooks read)."""
+    saved = getattr(_tls, name, None)
+    setattr(_tls, name, value)
+    try:
+        yield
+    finally:
+        setattr(_tls, name, saved)
+
+
+@contextmanager
 def collecting(mode: str) -> Iterator[list[int]]:
     """Collect the ids of futures pickled inside this block.
 
     ``mode`` is ``"arg"`` (futures become their values on the worker) or ``"value"``
     (futures stay handles).
     """
-    saved = getattr(_tls, "collect", None)
     found: list[int] = []
-    _tls.collect = (mode, found)
-    try:
+    with _set("collect", (mode, found)):
         yield found
-    finally:
-        _tls.collect = saved
 
 
 def reduce_future(tid: int) -> tuple[Callable[..., Any], tuple[int]]:
@@ -71,15 +78,9 @@ def reduce_future(tid: int) -> tuple[Callable[..., Any], tuple[int]]:
     return (_load_dependency, (tid,)) if mode == "arg" else (_load_handle, (tid,))
 
 
-@contextmanager
-def resolving(values: Callable[[int], Any]) -> Iterator[None]:
+def resolving(values: Callable[[int], Any]) -> AbstractContextManager[None]:
     """While unpickling arguments, futures are replaced by ``values(tid)``."""
-    saved = getattr(_tls, "resolve", None)
-    _tls.resolve = values
-    try:
-        yield
-    finally:
-        _tls.resolve = saved
+    return _set("resolve", values)
 
 
 def _load_dependency(tid: int) -> Any:
@@ -97,16 +98,10 @@ def set_handle_factory(factory: Callable[[int], Any]) -> None:
     _handle_factory[:] = [factory]
 
 
-@contextmanager
-def handles_from(factory: Callable[[int], Any]) -> Iterator[None]:
+def handles_from(factory: Callable[[int], Any]) -> AbstractContextManager[None]:
     """While unpickling here, futures become handles of ``factory``'s client (the one
     loading the value: a process may have more than one cluster)."""
-    saved = getattr(_tls, "handles", None)
-    _tls.handles = factory
-    try:
-        yield
-    finally:
-        _tls.handles = saved
+    return _set("handles", factory)
 
 
 def _load_handle(tid: int) -> Any:

@@ -16,23 +16,21 @@ if TYPE_CHECKING:
     from ..core.scheduler import SchedulerState
     from .cluster import LocalCluster
 
-TaskView = FutureView
 
-
-def task(cluster: LocalCluster, tid: int) -> TaskView | None:
+def task(cluster: LocalCluster, tid: int) -> FutureView | None:
     """The scheduler's record of ``tid`` (None once it is forgotten)."""
 
-    def read(st: SchedulerState) -> TaskView | None:
+    def read(st: SchedulerState) -> FutureView | None:
         t = st.tasks.get(tid)
         return _view(t, time.monotonic()) if t is not None else None
 
     return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def latest(cluster: LocalCluster, n: int) -> list[TaskView]:
+def latest(cluster: LocalCluster, n: int) -> list[FutureView]:
     """The ``n`` futures submitted last, newest first."""
 
-    def read(st: SchedulerState) -> list[TaskView]:
+    def read(st: SchedulerState) -> list[FutureView]:
         now = time.monotonic()
         out = []
         for tid in reversed(st.tasks):
@@ -47,13 +45,13 @@ def latest(cluster: LocalCluster, n: int) -> list[TaskView]:
     return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def failures(cluster: LocalCluster, n: int) -> list[TaskView]:
+def failures(cluster: LocalCluster, n: int) -> list[FutureView]:
     """The ``n`` latest failures, newest first (stops looking once all are found)."""
 
-    def read(st: SchedulerState) -> list[TaskView]:
+    def read(st: SchedulerState) -> list[FutureView]:
         left = st.counts.get("failed", 0)
         now = time.monotonic()
-        out: list[TaskView] = []
+        out: list[FutureView] = []
         if left <= 0:
             return out
         for tid in reversed(st.tasks):
@@ -111,7 +109,7 @@ def actor(cluster: LocalCluster, aid: int) -> ActorView | None:
     return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 
 
-def _view(t: TaskState, now: float) -> TaskView:
+def _view(t: TaskState, now: float) -> FutureView:
     o = t.outcome
     if t.state == ASSIGNED:
         worker = t.worker
