@@ -242,6 +242,9 @@ class Beacon:
         self.path = str(directory / f"beacon-{id(self)}")
         os.mkfifo(self.path, 0o600)
         self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        # Our own idle writer: the pipe never reads as end-of-file between two task
+        # writers (a killed one and its resubmitted copy), so select() wakes only for data.
+        self._keep = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
         self._buf = b""
 
     def wait(self, timeout: float = 15.0) -> str:
@@ -254,14 +257,15 @@ class Beacon:
                 raise AssertionError("the task never signalled")
             ready, _, _ = select.select([self._fd], [], [], left)
             if ready:
-                chunk = os.read(self._fd, 4096)
-                if not chunk:  # writer closed before we read: poll again for the next one
-                    time.sleep(0.01)
-                self._buf += chunk
+                try:
+                    self._buf += os.read(self._fd, 4096)
+                except BlockingIOError:  # woken, but another reader's turn took it
+                    continue
         line, _, self._buf = self._buf.partition(b"\n")
         return line.decode()
 
     def close(self) -> None:
+        os.close(self._keep)
         os.close(self._fd)
 
 
