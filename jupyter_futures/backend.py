@@ -8,7 +8,7 @@
           Client (client.py, the facade) ──► Backend (this protocol)
                      ▲                        ├── local.LocalBackend     worker processes, shared memory
                      │                        ├── inprocess.ThreadBackend  threads of the kernel (pdb)
-          Future ────┘ (loads its value,      └── (next: a Dask backend)
+          Future ────┘ (loads its value,      └── dask.DaskBackend         a Dask distributed cluster
                         cancels, waits through its own backend)
 
 An engine implements :class:`Backend`; a :class:`~jupyter_futures.Future` holds the
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from .actors import ActorHandle
 
 T = TypeVar("T")
-
 
 
 # -- what status() returns (the panel's IClusterStatus, labextension/src/model.ts) ------
@@ -171,7 +170,6 @@ def display_text(payload: str) -> str:
     return f"{text}\n" if text and not bundle.get("update") else ""
 
 
-
 # -- the protocol ----------------------------------------------------------------------
 
 
@@ -180,10 +178,11 @@ class Backend(FutureBackend, Protocol):
     """An engine under the public API. ``jf.Client`` is the facade that holds one; what a
     Future asks of it (load, cancel, state, release, waiting) is in ``FutureBackend``."""
 
-    name: str  # "local", "threads", ...
+    name: str  # "local", "threads", "dask"
     cluster_id: str
-    n_workers: int
 
+    @property
+    def n_workers(self) -> int: ...
 
     # work
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]: ...
@@ -192,7 +191,6 @@ class Backend(FutureBackend, Protocol):
     def call_actor(self, actor: Any, method: str, *args: Any, **kwargs: Any) -> Future[Any]: ...
     def kill_actor(self, actor: Any) -> None: ...
     def locality(self, f: Future[Any]) -> list[Any]: ...
-
 
     # views, for the widgets, the dashboard and the panel
     def status(self) -> ClusterStatus: ...
@@ -204,6 +202,7 @@ class Backend(FutureBackend, Protocol):
         """A locality (``LocalityRequirement``) that runs work beside a live actor; None
         once it is dead."""
         ...
+
     def unsettled(self) -> list[Future[Any]]: ...
 
     # output, for the Jupyter layer

@@ -4,6 +4,7 @@
 
     jf.init(2)              ─► Client(2) ─► LocalBackend     worker processes, shared memory
     jf.init(processes=False) ─► Client(...) ─► ThreadBackend  threads of this kernel (pdb works)
+    jf.init(address=...)  ─► Client(...) ─► DaskBackend    an existing Dask distributed cluster
                                    │
     jf.submit / put / ... ─► get_client() ─► the current client: this Client in the kernel,
                                              a worker's own client inside a task
@@ -41,22 +42,39 @@ class Client:
         True (the default): worker processes with a shared-memory object store.
         False: tasks and actors run on threads of this process, so ``breakpoint()`` and
         pdb work inside them (for debugging; no isolation, no parallel Python code).
+    address
+        Run on an existing Dask distributed cluster instead: a scheduler address
+        (``"tcp://host:8786"``), a ``distributed.Client`` or any Dask cluster object
+        (``LocalCluster``, ``SLURMCluster``, ``KubeCluster``, ...). With ``n_workers``,
+        wait until that many workers have joined.
     cpus_per_worker, ram_per_worker, gpus_per_worker, resources
         What each worker offers; tasks ask for them with ``min_cpu=`` and the like.
     store_capacity, heartbeat_interval, heartbeat_timeout, cancel_grace
         Options of the local engine (see ``jf.init``).
     """
 
-    def __init__(self, n_workers: int | None = None, *, processes: bool = True, **options: Any) -> None:
-        if processes:
+    def __init__(
+        self, n_workers: int | None = None, *, processes: bool = True, address: Any = None, **options: Any
+    ) -> None:
+        self.backend: Backend
+        if address is not None:
+            from .dask import DaskBackend
+
+            self.backend = DaskBackend(address, **options)
+            if n_workers:
+                self.backend.wait_for_workers(n_workers)
+        elif processes:
             from .local.backend import LocalBackend
 
-            self.backend: Backend = LocalBackend(n_workers, **options)
+            self.backend = LocalBackend(n_workers, **options)
         else:
             from .inprocess import ThreadBackend
 
             self.backend = ThreadBackend(n_workers, **options)
-        self.n_workers: int = self.backend.n_workers
+
+    @property
+    def n_workers(self) -> int:
+        return self.backend.n_workers
 
     # -- the cluster ---------------------------------------------------------------
     @property

@@ -19,7 +19,12 @@
     ├── WorkersNotStartedError (TimeoutError)       wait_for_workers() ran out of time
     ├── ObjectLost                                  an input's copy vanished under a task
     │                                               (the engine rebuilds it and runs again)
-    └── BadMessageError (ValueError)                a control message failed its check
+    ├── BadMessageError (ValueError)                a control message failed its check
+    ├── WorkerEnvironmentError (RuntimeError)       a Dask worker lacks jupyter_futures or
+    │                                               runs other versions of it or of Python
+    ├── NotSupportedError (NotImplementedError)     this engine cannot do what was asked
+    └── TaskFailed                                  a Dask worker's report of a failure
+                                                    (the kernel raises what it carries)
     TaskInterrupted (BaseException)                 raised in a task's thread by cancel(),
                                                     so the task's own ``except Exception``
                                                     does not swallow it
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -128,6 +134,19 @@ def make_remote_exception(
     return exc
 
 
+def describe_remote(exc: BaseException, skip_frames: int = 1) -> tuple[str, str]:
+    """How a worker names ``exc`` and tells its traceback, from the user's frame on (the
+    first ``skip_frames`` frames are the engine's own)."""
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return name, text
+
+
 def _rebuild_remote(
     remote_type: str, args: tuple[Any, ...], tb: str, where: str, cause: BaseException | None
 ) -> RemoteException:
@@ -216,6 +235,28 @@ class BadMessageError(JupyterFuturesError, ValueError):
     """A control message was unsigned, wrongly signed, replayed or malformed."""
 
 
+class WorkerEnvironmentError(JupyterFuturesError, RuntimeError):
+    """Some Dask workers cannot run this kernel's work: jupyter_futures is missing there,
+    or their jupyter_futures or Python version differs from the kernel's."""
+
+
+class NotSupportedError(JupyterFuturesError, NotImplementedError):
+    """The engine under this client cannot do what was asked (the message says why)."""
+
+
+class TaskFailed(JupyterFuturesError):
+    """How a Dask worker reports that future ``fid`` failed: ``error`` is the exception the
+    kernel raises for it (its dependents fail with an upstream error naming ``fid``)."""
+
+    def __init__(self, fid: int, error: BaseException) -> None:
+        super().__init__(fid, error)
+        self.fid = fid
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"future {self.fid} failed: {self.error!r}"
+
+
 class TaskInterrupted(BaseException):
     """Raised inside a running task by ``cancel()`` (a BaseException, so that the task's
     own ``except Exception`` cannot swallow it)."""
@@ -244,15 +285,18 @@ __all__ = [
     "FutureTimeoutError",
     "JupyterFuturesError",
     "NotInKernelError",
+    "NotSupportedError",
     "ObjectLost",
     "ObjectStoreFullError",
     "RemoteException",
     "SerializationError",
+    "TaskFailed",
     "TaskInterrupted",
     "UnsatisfiableRequirementError",
     "UpstreamDependencyFailedException",
     "UpstreamDependencyFailedNoReconstructionAllowed",
     "WorkerDiedException",
+    "WorkerEnvironmentError",
     "WorkersNotStartedError",
     "error_class",
 ]

@@ -25,7 +25,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -107,9 +107,10 @@ class Run:
 
     def processes(self) -> list[psutil.Process]:
         me = psutil.Process()
-        found = {p.pid: p for p in me.children(recursive=True)}
+        kept = {pid for pids in kept_processes for pid in pids()}
+        found = {p.pid: p for p in me.children(recursive=True) if p.pid not in kept}
         for p in psutil.process_iter(["create_time"]):
-            if p.pid in found or p.pid == me.pid or p.info["create_time"] < self.started - 1:
+            if p.pid in found or p.pid in kept or p.pid == me.pid or p.info["create_time"] < self.started - 1:
                 continue
             try:
                 if p.environ().get("TMPDIR") == str(self.tmp):
@@ -123,6 +124,10 @@ class Run:
 
 
 _run: list[Run] = []
+
+kept_processes: list[Callable[[], set[int]]] = []
+"""Processes a module-wide fixture keeps across its tests (a Dask cluster): not leaks
+while it lives; the fixture checks they are gone when it ends."""
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -36,6 +36,7 @@ class Scheduler(Protocol):
     start_timeout: float
     cancel_grace: float
     max_worker_deaths: int
+    early_deaths: int  # workers in a row that died before they started
     _satisfiable: set[Any]
 
     def _emit(self, ins: Instruction) -> None: ...

@@ -17,6 +17,7 @@ local action, and another engine may map them to its own.
         Resolved(proc, results)       futures that process holds   RESOLVED, or the kernel's Futures
         KillWorker(worker, why)       end the process              SIGKILL
         SpawnWorker(replacing)        start a replacement          a new worker process
+        NoReplacement(dead, why)      workers keep dying at start  an error in the log
 
 ``proc`` is a process id: :data:`~jupyter_futures.core.specs.DRIVER` (the kernel) or a worker.
 The records are plain slotted dataclasses, one allocation each, because a submit makes one.
@@ -100,6 +101,14 @@ class SpawnWorker:
     replacing: int
 
 
+@dataclass(slots=True)
+class NoReplacement:
+    """``dead`` is not replaced: too many workers in a row died before they started."""
+
+    dead: int
+    why: str
+
+
 Instruction = (
     RunTasks
     | CreateActor
@@ -110,5 +119,6 @@ Instruction = (
     | Resolved
     | KillWorker
     | SpawnWorker
+    | NoReplacement
 )
 """Any one of the scheduler's instructions."""

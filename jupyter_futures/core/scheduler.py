@@ -12,7 +12,7 @@ touches a socket, a process or a clock of its own, so the logic is tested withou
                      │  (..., now)
                      ▼
             SchedulerState ──► [RunTasks, CreateActor, CallActor, CancelTask, KillActor,
-                                FreeObjects, Resolved, KillWorker, SpawnWorker]
+                                FreeObjects, Resolved, KillWorker, SpawnWorker, NoReplacement]
 
 A future's life::
 
@@ -82,6 +82,7 @@ class SchedulerState:
         self.start_timeout = start_timeout
         self.cancel_grace = cancel_grace
         self.max_worker_deaths = max_worker_deaths
+        self.early_deaths = 0
         self.tasks: dict[int, TaskState] = {}
         self.workers: dict[int, WorkerState] = {}
         self.actors: dict[int, ActorState] = {}

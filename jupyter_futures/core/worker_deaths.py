@@ -8,7 +8,8 @@
                    ─► its actors restart elsewhere or die (actor_rules.worker_lost)
                    ─► values stored only there are LOST; waiting consumers re-prepare
                       (which rebuilds them from lineage); what only it held is released
-                   ─► SpawnWorker(wid)
+                   ─► SpawnWorker(wid), or NoReplacement once more than
+                      MAX_EARLY_DEATHS workers in a row died before they started
     overdue_workers(now) ─► silent, never started, or ignoring a cancel: to be killed
 
 Functions over the scheduler as :class:`~jupyter_futures.core.host.Scheduler` describes it.
@@ -19,9 +20,11 @@ from __future__ import annotations
 from ..errors import WorkerDiedException
 from . import actor_rules
 from .host import Scheduler
-from .instructions import SpawnWorker
+from .instructions import NoReplacement, SpawnWorker
 from .placement import WorkerState
 from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error
+
+MAX_EARLY_DEATHS = 8  # consecutive workers dying before they said hello: stop replacing them
 
 
 def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
@@ -34,7 +37,11 @@ def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
     resubmit_assigned(state, w, why, exitcode)
     actor_rules.worker_lost(state, w, why, exitcode)
     forget_values_on(state, w.wid)
-    state._emit(SpawnWorker(w.wid))
+    state.early_deaths = state.early_deaths + 1 if w.pid == 0 else 0
+    if state.early_deaths > MAX_EARLY_DEATHS:
+        state._emit(NoReplacement(w.wid, f"{state.early_deaths} workers in a row died before they started"))
+    else:
+        state._emit(SpawnWorker(w.wid))
 
 
 def resubmit_assigned(state: Scheduler, w: WorkerState, why: str, code: int | None) -> None:

@@ -1,9 +1,9 @@
 """What a client started in IPython gets, whether or not ``%load_ext`` ran::
 
-    jf.init() ──► current.on_start ──► client_started(client)
-                                         ├─ in a Jupyter kernel: remote output to the submitting cell
-                                         ├─ errors raised for the user's mistakes end at their line
-                                         └─ the Client's HTML card as its rich display
+jf.init() ──► current.on_start ──► client_started(client)
+                                     ├─ in a Jupyter kernel: remote output to the submitting cell
+                                     ├─ errors raised for the user's mistakes end at their line
+                                     └─ the Client's HTML card as its rich display
 """
 
 from __future__ import annotations

@@ -123,9 +123,11 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     @argument("--ram-per-worker", type=parse_size, help="memory each worker offers (e.g. 4GB)")
     @argument("--store-capacity", type=parse_size, help="shared memory per store before spilling")
     @argument("--resources", type=parse_resources, help="custom resources per worker: name=amount,...")
+    @argument("--address", help="connect to a Dask scheduler (tcp://host:8786) instead of starting workers")
     @line_magic
     def futures(self, line: str) -> Any:
-        """Start, stop or look at the cluster: ``%futures start [-n N] | stop | status | dashboard``."""
+        """Start, stop or look at the cluster:
+        ``%futures start [-n N] [--address ADDR] | stop | status | dashboard``."""
         args = parse_argstring(self.futures, line)
         options = {
             k: v
@@ -135,6 +137,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
                 "ram_per_worker": args.ram_per_worker,
                 "store_capacity": args.store_capacity,
                 "resources": args.resources,
+                "address": args.address,
             }.items()
             if v is not None
         }

@@ -49,6 +49,7 @@ from ..core.instructions import (
     Instruction,
     KillActor,
     KillWorker,
+    NoReplacement,
     Resolved,
     RunTasks,
     SpawnWorker,
@@ -71,7 +72,6 @@ Args = ParamSpec("Args")
 R = TypeVar("R")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
-MAX_EARLY_DEATHS = 8  # consecutive workers dying before hello: stop replacing them
 SHUTDOWN_WAIT = 10.0  # seconds the I/O thread waits for shutdown() to stop the workers
 
 
@@ -110,7 +110,6 @@ class LocalCluster:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self._pidfds: dict[int, int] = {}
         self._next_wid = 1
-        self._early_deaths = 0
         self._releases: deque[int] = deque()
         self._spawns: deque[int] = deque()
         self._wake_r, self._wake_w = os.pipe()
@@ -211,6 +210,8 @@ class LocalCluster:
                     self._kill(worker, why)
                 case SpawnWorker(replacing):
                     self._replace(replacing)
+                case NoReplacement(dead, why):
+                    log.error("not replacing worker %s: %s", dead, why)
         return resolves
 
     def _post(self, wid: int, msg: tuple[Any, ...]) -> None:
@@ -235,13 +236,6 @@ class LocalCluster:
         if self.closing:
             return
         w = self.state.workers[dead]
-        if w.pid == 0:
-            self._early_deaths += 1
-        else:
-            self._early_deaths = 0
-        if self._early_deaths > MAX_EARLY_DEATHS:
-            log.error("workers keep dying before they start; not starting more")
-            return
         wid = self._claim_wid()
         self.state.add_worker(wid, w.capacity, time.monotonic())
         self._spawns.append(wid)
@@ -275,7 +269,7 @@ class LocalCluster:
             JF_WORKER="1",
             PYTHONUNBUFFERED="1",
             # plt.show() in a task displays in the submitting cell (not the kernel's backend)
-            MPLBACKEND="module://jupyter_futures.local.worker.mpl_backend",
+            MPLBACKEND="module://jupyter_futures.capture.mpl_backend",
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyter_futures.local.worker"],

@@ -71,7 +71,6 @@ KIND_NAMES = {  # DRIVER, imported above, is a process id, not a kind
 SIG_SIZE = 32
 
 
-
 class Codec:
     """Signs and checks messages with the cluster's key (HMAC-SHA256)."""
 

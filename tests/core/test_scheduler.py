@@ -16,6 +16,7 @@ from jupyter_futures.core.instructions import (
     Instruction,
     KillActor,
     KillWorker,
+    NoReplacement,
     Resolved,
     RunTasks,
     SpawnWorker,
@@ -227,6 +228,24 @@ def test_result_of_a_superseded_attempt_is_ignored_and_its_copy_freed():
 
 
 # -- worker deaths and lineage ----------------------------------------------------------
+
+
+def test_workers_that_keep_dying_before_they_start_are_not_replaced_for_ever():
+    from jupyter_futures.core.worker_deaths import MAX_EARLY_DEATHS
+
+    s = cluster()
+    wid = 3
+    for n in range(1, MAX_EARLY_DEATHS + 2):
+        s.add_worker(wid, CPU1, float(n))  # started, never says hello (pid stays 0)
+        out = s.worker_died(wid, 1, float(n))
+        if n <= MAX_EARLY_DEATHS:
+            assert SpawnWorker(wid) in out
+        else:
+            assert sent(out, SpawnWorker) == [] and sent(out, NoReplacement)[0].dead == wid
+        wid += 1
+    s.add_worker(wid, CPU1, 20.0)  # one that starts resets the count
+    s.worker_ready(wid, 4242, 20.0)
+    assert SpawnWorker(wid) in s.worker_died(wid, -9, 21.0)
 
 
 def test_worker_death_resubmits_its_tasks_and_asks_for_a_replacement():

@@ -232,7 +232,7 @@ def test_plt_show_in_a_task_is_displayed_in_the_submitter(shared_client: jf.Clie
         assert got.wait(10)
     finally:
         shared_client.backend.output_handler = old
-    assert "jupyter_futures.local.worker.mpl_backend" in backend
+    assert "jupyter_futures.capture.mpl_backend" in backend
     assert "image/png" in shown[0]["data"]  # type: ignore[operator]
 
 

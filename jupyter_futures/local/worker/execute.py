@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import cloudpickle
 
 from ...core.records import framework_error
-from ...errors import ObjectLost
+from ...errors import ObjectLost, describe_remote
 from ...errors import TaskInterrupted as TaskCancelled
 from ..protocol import Outcome, TaskMsg
 from ..serialize import unpack_args
@@ -101,13 +100,7 @@ def report_cancelled(host: TaskHost, msg: TaskMsg) -> None:
 
 def error_outcome(exc: BaseException, skip_frames: int = 1) -> Outcome:
     """An exception raised by user code, with its traceback, pickled where possible."""
-    tb = exc.__traceback__
-    for _ in range(skip_frames):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    name, text = describe_remote(exc, skip_frames)
     data = _pickle_exception(exc)
     if data is None:
         text += f"\n(the {name} itself could not be pickled, so it comes back as a RemoteException)\n"

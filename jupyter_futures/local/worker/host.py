@@ -23,7 +23,6 @@ MappedInputs = list[tuple[int, "weakref.ref[Any]"]]
 """The inputs a call read from shared memory: (tid, a weak reference to the mapping)."""
 
 
-
 class TaskHost(Protocol):
     """The process around the run path: functions, inputs, results, output, reporting."""
 

@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 import zmq
 
+from ...capture.output import TaskOutput
 from ...errors import ObjectLost
 from .. import protocol as P
 from ..client_base import set_client
@@ -45,7 +46,6 @@ from .actors import ActorHost
 from .client import WorkerClient
 from .execute import running_task
 from .host import MappedInputs
-from .output import TaskOutput
 from .tasks import Runners
 
 log = logging.getLogger("jupyter_futures.local.worker")

@@ -7,7 +7,7 @@ cell that submitted the task, and a task's figures are its own.
     task 8: plt.figure()  ─► Gcf.figs ─► TaskFigures[8]    (figure 1 of task 8, not 2)
     task 7 ends ─► worker_output.end_task(7) ─► figures 7 still open are closed
 
-Workers start with ``MPLBACKEND=module://jupyter_futures.local.worker.mpl_backend``. Figures are drawn
+Workers start with ``MPLBACKEND=module://jupyter_futures.capture.mpl_backend``. Figures are drawn
 by Agg; ``show()`` hands each open figure of the calling task to IPython's ``display()``,
 which in a task sends it to the kernel (``worker_output.py``), then closes them, as the
 inline backend does.

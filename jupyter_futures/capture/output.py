@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, TextIO
 
-from ..protocol import DISPLAY_STREAM, DisplayBundle
+from ..backend import DISPLAY_STREAM, DisplayBundle
 
 log = logging.getLogger("jupyter_futures")
 

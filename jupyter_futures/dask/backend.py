@@ -1,0 +1,1048 @@
+"""``DaskBackend``: the backend protocol served by a Dask distributed cluster.
+
+::
+
+    jf.init(address="tcp://host:8786" | distributed.Client | a Dask cluster object)
+      └─ DaskBackend: a distributed.Client; each worker's jupyter_futures and Python
+         versions checked; one subscription to this kernel's event topic (output, starts)
+
+    submit(fn, *args) ─► pack: futures anywhere in the arguments ─► Dask inputs or held values
+        ─► client.submit(worker.run_task, spec, fn, blob, where, values, *inputs,
+                         key=<name>-<session>-<fid>, pure=False, resources=/workers=)
+        ─► Dask runs it ─► done callback ─► Future._settle(the Dask future | the error)
+    create_actor(Cls) ─► client.submit(worker.ActorHost, ..., actor=True)
+    handle.m(x) ─► ordered enqueue rpc (one in flight per actor) + result(fid) rpc, on the
+                  client's event loop ─► Future._settle(value) in the kernel
+    cancel(f) ─► client.cancel + worker.interrupt where it runs; still running after the
+                 grace ─► restart that worker (its nanny starts it again)
+
+Errors keep their type and remote traceback (``worker.remote_error``); a dependent of a
+failed future fails with ``UpstreamDependencyFailedException`` naming it. What cannot hold
+on Dask is listed in the README ("On a Dask cluster").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .. import errors
+from ..actors import ActorHandle, public_methods
+from ..backend import (
+    ActorView,
+    ClusterStatus,
+    FutureView,
+    LocalityRequirement,
+    Origin,
+    OutputHandler,
+    WorkerStatus,
+)
+from ..futures import Future, FutureInfo
+from . import worker as remote
+from .packing import locate, pack
+
+T = TypeVar("T")
+KEEP_RECORDS = 10_000  # settled futures the views remember
+_backends: weakref.WeakValueDictionary[str, DaskBackend] = weakref.WeakValueDictionary()
+
+
+@dataclass
+class _Record:
+    fid: int
+    name: str
+    kind: str  # task, put, actor, call
+    key: str
+    future: Future[Any] | None  # until it settles
+    deps: list[Future[Any]] = field(default_factory=list)
+    dfut: Any = None  # its distributed.Future, once sent (None once released)
+    state: str = "pending"  # pending, running, done, failed, cancelled
+    worker: str | None = None
+    root: int = 0
+    submitted: float = field(default_factory=time.monotonic)
+    started: float = 0.0
+    duration: float = 0.0
+    error: str = ""
+    cancelling: bool = False
+
+
+@dataclass
+class _Actor:
+    aid: int
+    cls_name: str
+    key: str
+    max_restarts: int
+    dfut: Any = None
+    address: str | None = None
+    state: str = "starting"  # starting, alive, restarting, dead
+    death: str = ""
+    restarts: int = 0
+    calls_done: int = 0
+    queued: int = 0
+    outbox: list[list[Any]] = field(default_factory=list)  # [call or None (not ready), ...] in call order
+    sending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A value the kernel holds itself (an actor call's result)."""
+
+    value: Any
+
+
+def _connect(address: Any, timeout: float) -> tuple[Any, bool]:
+    """A distributed.Client for ``address``, and whether this backend made it (and closes it)."""
+    import distributed
+
+    if isinstance(address, distributed.Client):
+        return address, False
+    target = getattr(address, "scheduler_address", address)
+    if not isinstance(target, str):
+        raise TypeError(
+            "address= takes a scheduler address ('tcp://host:8786'), a distributed.Client or a "
+            f"Dask cluster object, got {type(address).__name__}"
+        )
+    try:
+        return distributed.Client(target, set_as_default=False, timeout=timeout), True
+    except OSError as exc:
+        raise errors.ClusterClosedError(
+            f"no Dask scheduler answered at {target} within {timeout:g} s: {exc}"
+        ) from exc
+
+
+class DaskBackend:
+    """jupyter_futures on a Dask distributed cluster (see the module docstring)."""
+
+    name = "dask"
+
+    def __init__(
+        self,
+        address: Any = None,
+        *,
+        cancel_grace: float = 2.0,
+        connect_timeout: float = 10.0,
+        _client: Any = None,
+        _session: str | None = None,
+        _running_spec: Callable[[], remote.TaskSpec | None] | None = None,
+        **_ignored: Any,  # options of the local engine (store size, heartbeats) mean nothing here
+    ) -> None:
+        self._in_worker = _client is not None
+        if _client is not None:
+            self._client, self._owns_client = _client, False
+        else:
+            self._client, self._owns_client = _connect(address, connect_timeout)
+        self.cluster_id = _session or secrets.token_hex(5)
+        self.cancel_grace = cancel_grace
+        self._running_spec = _running_spec or (lambda: None)
+        self._closed = False
+        self._ids: Iterator[int] = (
+            iter(lambda: secrets.randbits(52) | 1 << 52, None) if self._in_worker else itertools.count(1)
+        )
+        self._lock = threading.RLock()
+        self._records: OrderedDict[int, _Record] = OrderedDict()
+        self._actors: dict[int, _Actor] = {}
+        self._nested_roots: dict[int, int] = {}
+        self._handler: OutputHandler | None = None
+        self._info: tuple[float, dict[str, Any]] = (0.0, {})
+        self._pids: dict[str, int] = {}
+        self._tls = threading.local()
+        if not self._in_worker:
+            try:
+                self._check_workers()
+            except BaseException:
+                self._close_client()
+                raise
+            self._client.subscribe_topic(remote.topic(self.cluster_id), self._on_event)
+            _backends[self.cluster_id] = self
+
+    # -- connecting ---------------------------------------------------------------------
+    def _check_workers(self) -> None:
+        mine = remote.versions()
+        answers = self._client.run(remote.versions, on_error="return")
+        bad = {addr: v for addr, v in answers.items() if not isinstance(v, dict) or v != mine}
+        if not bad:
+            return
+        lines = [
+            f"  {addr}: {'cannot import jupyter_futures (' + repr(v) + ')' if not isinstance(v, dict) else v}"
+            for addr, v in sorted(bad.items())
+        ]
+        raise errors.WorkerEnvironmentError(
+            f"{len(bad)} of {len(answers)} Dask workers cannot run this kernel's work (the kernel runs "
+            f"jupyter_futures {mine['jupyter_futures']} on Python {mine['python']}):\n"
+            + "\n".join(lines)
+            + f"\nInstall the same version there: pip install 'jupyter_futures=={mine['jupyter_futures']}' "
+            "in each worker's environment (or its image), then restart those workers."
+        )
+
+    @property
+    def n_workers(self) -> int:
+        return len(self._workers())
+
+    def _workers(self, fresh: bool = False) -> dict[str, Any]:
+        stamp, info = self._info
+        if fresh or time.monotonic() - stamp > 1.0:
+            info = self._client.scheduler_info(n_workers=-1).get("workers", {})
+            self._info = (time.monotonic(), info)
+        return info
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.ClusterClosedError("this client was shut down; call jf.init() to connect again")
+
+    def _new_record(self, kind: str, name: str, actor_id: int | None = None) -> tuple[_Record, Future[Any]]:
+        self._check_open()
+        fid = next(self._ids)
+        f: Future[Any] = Future(fid, self, name, actor_id)
+        spec = self._running_spec()
+        root = spec.root if spec is not None else fid
+        key = f"{_key_prefix(name)}-{self.cluster_id}-{fid}"
+        rec = _Record(fid, name, kind, key, f, root=root)
+        with self._lock:
+            self._records[fid] = rec
+            self._forget_old()
+        return rec, f
+
+    def _forget_old(self) -> None:
+        while len(self._records) > KEEP_RECORDS:
+            fid, old = next(iter(self._records.items()))
+            if old.state in ("pending", "running"):
+                break
+            del self._records[fid]
+
+    # -- requirements and locality ---------------------------------------------------------
+    def _placement(
+        self,
+        min_cpu: float,
+        min_ram: float,
+        min_gpu: float,
+        resources: dict[str, float] | None,
+        locality: Any,
+    ) -> dict[str, Any]:
+        asked = {"cpu": min_cpu, "ram": min_ram, "gpu": min_gpu, **(resources or {})}
+        for k, v in asked.items():
+            if not isinstance(v, (int, float)) or v < 0 or v != v:
+                raise ValueError(f"{k} must be a non-negative number, got {v!r}")
+        workers = self._workers()
+        advertised = {r for w in workers.values() for r in (w.get("resources") or {})}
+        wanted: dict[str, float] = {str(k): float(v) for k, v in (resources or {}).items() if v}
+        if min_gpu:
+            wanted["GPU"] = float(min_gpu)
+        if min_cpu and "CPU" in advertised:
+            wanted["CPU"] = float(min_cpu)
+        if min_ram and "MEMORY" in advertised:
+            wanted["MEMORY"] = float(min_ram)
+        by_threads = bool(min_cpu) and "CPU" not in wanted
+        by_memory = bool(min_ram) and "MEMORY" not in wanted
+
+        def fits(w: dict[str, Any]) -> bool:
+            have = w.get("resources") or {}
+            return (
+                all(have.get(k, 0) >= v for k, v in wanted.items())
+                and (not by_threads or w.get("nthreads", 0) >= min_cpu)
+                and (not by_memory or not w.get("memory_limit") or w["memory_limit"] >= min_ram)
+            )
+
+        fit = [addr for addr, w in workers.items() if fits(w)]
+        if workers and not fit:
+            raise errors.UnsatisfiableRequirementError(self._unsatisfiable(asked, workers))
+        out: dict[str, Any] = {}
+        if wanted:
+            out["resources"] = wanted
+        if by_threads or by_memory:
+            out["workers"], out["allow_other_workers"] = fit, False
+        if locality is not None:
+            out.update(self._locality(locality))
+        return out
+
+    @staticmethod
+    def _unsatisfiable(asked: dict[str, float], workers: dict[str, Any]) -> str:
+        def size(w: dict[str, Any]) -> tuple[float, float]:
+            return (w.get("nthreads", 0), w.get("memory_limit", 0))
+
+        addr, w = max(workers.items(), key=lambda kv: size(kv[1]))
+        offers = {"cpu": w.get("nthreads", 0), "ram": w.get("memory_limit", 0), **(w.get("resources") or {})}
+        want = ", ".join(f"{k}={v:g}" for k, v in asked.items() if v)
+        have = ", ".join(f"{k}={v:g}" for k, v in offers.items())
+        return f"no Dask worker can ever meet {want}: the largest worker ({addr}) offers {have}"
+
+    def _locality(self, locality: Any) -> dict[str, Any]:
+        reqs = locality if isinstance(locality, (list, tuple)) else [locality]
+        addrs: list[str] = []
+        follow = False  # to a value: rebuilt elsewhere if its worker died, so the place may move
+        for r in reqs:
+            if isinstance(r, Future):
+                if not r.done():  # an input already (submit adds it): Dask runs work beside its inputs
+                    continue
+                addrs += [str(x.worker) for x in self.locality(r)]
+                follow = True
+            elif isinstance(r, LocalityRequirement):
+                if r.future_id in self._actors:
+                    addrs.append(self._actors[r.future_id].address or str(r.worker))
+                else:
+                    addrs.append(str(r.worker))
+                    follow = follow or r.future_id in self._records
+            elif isinstance(r, str):
+                addrs.append(r)
+            else:
+                raise TypeError(
+                    f"locality= takes jf.locality(f), a Future or a worker address, got {type(r).__name__}"
+                )
+        return {"workers": addrs, "allow_other_workers": follow} if addrs else {}
+
+    def locality(self, f: Future[Any]) -> list[LocalityRequirement]:
+        f.result()
+        rec = self._records.get(f.id)
+        if rec is None or rec.dfut is None:
+            return []
+        who = self._client.who_has([rec.dfut]).get(rec.key, ())
+        return [LocalityRequirement(str(w), f.id) for w in who]
+
+    # -- tasks ---------------------------------------------------------------------------
+    def submit(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        min_cpu: float = 0,
+        min_ram: float = 0,
+        min_gpu: float = 0,
+        resources: dict[str, float] | None = None,
+        locality: Any = None,
+        max_retries: int = 0,
+        allow_reconstruction: bool = True,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Future[T]:
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        self._check_open()
+        options = self._placement(min_cpu, min_ram, min_gpu, resources, locality)
+        blob, deps = pack((args, kwargs))
+        near = [
+            r
+            for r in (locality if isinstance(locality, (list, tuple)) else [locality])
+            if isinstance(r, Future)
+        ]
+        deps += [r for r in near if all(r is not d for d in deps)]  # inputs, so Dask runs beside them
+        self._check_ours(deps)
+        label = name or str(getattr(fn, "__name__", "task"))
+        rec, f = self._new_record("task", label)
+        rec.deps = deps
+        spec = remote.TaskSpec(self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction)
+
+        def send() -> None:
+            where, inputs, values = locate(deps, self._dask_future)
+            rec.dfut = self._client.submit(
+                remote.run_task,
+                spec,
+                fn,
+                blob,
+                where,
+                values,
+                *inputs,
+                key=rec.key,
+                pure=False,
+                retries=max_retries or None,
+                **options,
+            )
+            rec.dfut.add_done_callback(lambda d: self._settled(rec, d))
+
+        self._when_sendable(rec, send)
+        return f
+
+    def _check_ours(self, deps: list[Future[Any]]) -> None:
+        for d in deps:
+            if d.backend is not self:
+                raise ValueError(f"future {d.id} belongs to another cluster; pass its value instead")
+
+    def _dask_future(self, f: Future[Any]) -> Any:
+        rec = self._records.get(f.id)
+        if rec is not None and rec.dfut is not None:
+            return rec.dfut
+        payload = f._payload
+        return None if isinstance(payload, _Held) else payload
+
+    def _sendable(self, d: Future[Any]) -> bool:
+        rec = self._records.get(d.id)
+        return d.done() or (rec is not None and rec.dfut is not None)
+
+    def _when_sendable(self, rec: _Record, send: Callable[[], None]) -> None:
+        """Send now if every input is a Dask key or a held value; else when the rest are
+        done (an actor call's result, or work waiting on one)."""
+        left = [d for d in rec.deps if not self._sendable(d)]
+        if not left:
+            self._send(rec, send)
+            return
+        count = [len(left)]
+        lock = threading.Lock()
+
+        def one_done(_f: Any) -> None:
+            with lock:
+                count[0] -= 1
+                last = count[0] == 0
+            if last:
+                self._send(rec, send)
+
+        for d in left:
+            d.add_done_callback(one_done)
+
+    def _send(self, rec: _Record, send: Callable[[], None]) -> None:
+        failed = next(
+            (d for d in rec.deps if d.done() and (d.cancelled() or d.exception() is not None)), None
+        )
+        if rec.cancelling or self._closed:
+            return
+        if failed is not None:
+            self._fail(rec, self._upstream(failed.id, None if failed.cancelled() else failed.exception()))
+            return
+        try:
+            send()
+        except Exception as exc:  # does not pickle, scheduler gone
+            self._fail(rec, errors.SerializationError(f"future {rec.fid} could not be sent to Dask: {exc!r}"))
+
+    def put(self, obj: Any) -> Future[Any]:
+        rec, f = self._new_record("put", "put")
+        [rec.dfut] = self._client.scatter([obj], hash=False)
+        rec.state = "done"
+        rec.future = None
+        f._settle(payload=rec.dfut, info=FutureInfo())
+        return f
+
+    # -- settling --------------------------------------------------------------------------
+    def _settled(self, rec: _Record, dfut: Any) -> None:
+        status = dfut.status
+        if status == "finished":
+            self._finish(rec, payload=dfut)
+        elif status == "cancelled":
+            if rec.cancelling:
+                self._finish(rec, cancelled=True)
+            else:
+                self._fail(
+                    rec,
+                    errors.UpstreamDependencyFailedException(f"an input of future {rec.fid} was cancelled"),
+                )
+        else:
+            try:
+                exc = dfut.exception(timeout=30)
+            except Exception as why:  # the scheduler went away meanwhile
+                exc = why
+            self._fail(rec, self._error(rec, exc))
+
+    def _error(self, rec: _Record, exc: BaseException | None) -> BaseException:
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, errors.TaskFailed):
+            if exc.fid != rec.fid:
+                return self._upstream(exc.fid, exc.error)
+            if isinstance(exc.error, errors.ObjectLost):  # it had started once: its worker died
+                return errors.WorkerDiedException(
+                    f"the worker running future {rec.fid} ({rec.name}) died, and it was made with "
+                    "allow_reconstruction=False, so it is not run again"
+                )
+            return exc.error
+        if isinstance(exc, KilledWorker):
+            if exc.task != rec.key:
+                return self._upstream(None, exc)
+            return errors.WorkerDiedException(
+                f"future {rec.fid} ({rec.name}): the Dask workers running it died each time it ran "
+                f"(Dask allows distributed.scheduler.allowed-failures deaths): {exc}"
+            )
+        if exc is None:
+            return errors.WorkerDiedException(f"future {rec.fid} failed on Dask without an exception")
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        return errors.make_remote_exception(exc, name, str(exc), "")
+
+    def _upstream(self, fid: int | None, cause: BaseException | None) -> BaseException:
+        which = f"input future {fid}" if fid is not None else "an input future"
+        rec = self._records.get(fid) if fid is not None else None
+        which += f" ({rec.name})" if rec else ""
+        if isinstance(cause, errors.ObjectLost):
+            exc: BaseException = errors.UpstreamDependencyFailedNoReconstructionAllowed(
+                f"{which} was lost and was made with allow_reconstruction=False"
+            )
+        else:
+            exc = errors.UpstreamDependencyFailedException(
+                f"{which} failed" + (f" with {cause!r}" if cause is not None else "")
+            )
+        exc.__cause__ = cause
+        return exc
+
+    def _finish(self, rec: _Record, payload: Any = None, cancelled: bool = False) -> None:
+        with self._lock:
+            if rec.state in ("done", "failed", "cancelled"):
+                return
+            rec.duration = time.monotonic() - rec.started if rec.started else 0.0
+            rec.state = "cancelled" if cancelled else "done"
+            f, rec.future = rec.future, None
+        if f is not None:
+            f._settle(
+                payload=payload,
+                cancelled=cancelled,
+                info=FutureInfo(duration=rec.duration, worker=rec.worker),
+            )
+
+    def _fail(self, rec: _Record, exc: BaseException) -> None:
+        with self._lock:
+            if rec.state in ("done", "failed", "cancelled"):
+                return
+            rec.duration = time.monotonic() - rec.started if rec.started else 0.0
+            rec.state, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+            f, rec.future = rec.future, None
+        if f is not None:
+            f._settle(exc=exc, info=FutureInfo(duration=rec.duration, worker=rec.worker))
+
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """This kernel's topic: a task started somewhere, or output of a task."""
+        msg = event[1]
+        fid = msg.get("fid")
+        if "start" in msg:
+            rec = self._records.get(fid) if isinstance(fid, int) else None
+            if rec is not None and rec.state == "pending":
+                rec.state, rec.worker, rec.started = "running", str(msg["start"]), time.monotonic()
+            return
+        handler = self._handler
+        if handler is None or not isinstance(fid, int):
+            return
+        if fid not in self._records:
+            self._nested_roots[fid] = int(msg.get("root", fid))
+            while len(self._nested_roots) > KEEP_RECORDS:
+                self._nested_roots.pop(next(iter(self._nested_roots)))
+        handler(fid, str(msg.get("stream", "stdout")), str(msg.get("text", "")))
+
+    # -- what a Future asks ---------------------------------------------------------------
+    def load(self, f: Future[Any], writable: bool) -> Any:
+        payload = f._payload
+        if isinstance(payload, _Held):
+            value = payload.value
+        else:
+            try:
+                with self.waiting():
+                    value = payload.result()
+            except errors.TaskFailed as exc:
+                raise exc.error from None
+        return copy.deepcopy(value) if writable else value
+
+    def cancel(self, f: Future[Any]) -> bool:
+        rec = self._records.get(f.id)
+        if rec is None or rec.state not in ("pending", "running") or rec.kind != "task":
+            return False
+        rec.cancelling = True
+        if rec.dfut is not None:
+            self._client.cancel([rec.dfut])
+            interrupted = [
+                a for a, hit in self._client.run(remote.interrupt, self.cluster_id, rec.key).items() if hit
+            ]
+            if interrupted:
+                threading.Timer(
+                    self.cancel_grace, self._restart_if_stuck, args=(rec.key, interrupted)
+                ).start()
+        self._finish(rec, cancelled=True)
+        return True
+
+    def _restart_if_stuck(self, key: str, workers: list[str]) -> None:
+        """A task that ignored its interrupt (stuck in C code) past the grace: restart its
+        worker, as the local engine does (its nanny starts a fresh one)."""
+        if self._closed:
+            return
+        try:
+            still = [
+                a
+                for a, keys in self._client.run(remote.running_keys, self.cluster_id, workers=workers).items()
+                if key in keys
+            ]
+            if still:
+                self._client.restart_workers(still, timeout=30)
+        except Exception:  # the worker died meanwhile, or has no nanny: nothing more to do
+            pass
+
+    def future_state(self, fid: int) -> str:
+        rec = self._records.get(fid)
+        return rec.state if rec is not None else "released"
+
+    def release(self, fid: int) -> None:
+        rec = self._records.get(fid)
+        if rec is not None and rec.future is None:
+            rec.dfut = None  # Dask frees the value once no client holds its key
+
+    def reduce(self, f: Future[Any]) -> Any:
+        rec = self._records.get(f.id)
+        return (_rebuild_future, (self.cluster_id, f.id, rec.key if rec else "", f.name))
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Inside a Dask task: secede from the worker's pool while waiting, then rejoin,
+        so nested waits never deadlock (with one thread too)."""
+        from distributed.worker import thread_state
+
+        if (
+            not self._in_worker
+            or getattr(self._tls, "seceded", False)
+            or not getattr(thread_state, "key", None)
+        ):
+            yield
+            return
+        from distributed import rejoin, secede
+
+        secede()
+        self._tls.seceded = True
+        try:
+            yield
+        finally:
+            self._tls.seceded = False
+            rejoin()
+
+    # -- actors ---------------------------------------------------------------------------
+    def create_actor(
+        self,
+        cls: type,
+        *args: Any,
+        min_cpu: float = 0,
+        min_ram: float = 0,
+        min_gpu: float = 0,
+        resources: dict[str, float] | None = None,
+        max_restarts: int = 0,
+        **kwargs: Any,
+    ) -> Future[ActorHandle]:
+        if not isinstance(cls, type):
+            raise TypeError(f"create_actor() needs a class, got {type(cls).__name__}")
+        if not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"max_restarts must be a non-negative integer, got {max_restarts!r}")
+        options = self._placement(min_cpu, min_ram, min_gpu, resources, None)
+        blob, deps = pack((args, kwargs))
+        self._check_ours(deps)
+        rec, f = self._new_record("actor", cls.__name__)
+        f.actor_id = rec.fid
+        rec.deps = deps
+        actor = _Actor(rec.fid, cls.__name__, rec.key, max_restarts)
+        with self._lock:
+            self._actors[rec.fid] = actor
+        handle = ActorHandle(rec.fid, cls.__name__, public_methods(cls), self)
+        spec = remote.TaskSpec(self.cluster_id, rec.fid, rec.root, cls.__name__, rec.key)
+
+        def send() -> None:
+            where, inputs, values = locate(deps, self._dask_future)
+            rec.dfut = actor.dfut = self._client.submit(
+                remote.ActorHost,
+                spec,
+                cls,
+                blob,
+                where,
+                values,
+                *inputs,
+                key=rec.key,
+                pure=False,
+                actor=True,
+                **options,
+            )
+            actor.dfut.add_done_callback(lambda d: self._actor_started(rec, actor, handle, d))
+
+        self._when_sendable(rec, send)
+        return f
+
+    def _actor_started(self, rec: _Record, actor: _Actor, handle: ActorHandle, dfut: Any) -> None:
+        if dfut.status != "finished":
+            actor.state = "dead"
+            self._settled(rec, dfut)
+            actor.death = f"its constructor failed: {rec.error}"
+            return
+        try:
+            actor.address = dfut.result()._address
+        except Exception as exc:
+            actor.state, actor.death = "dead", f"it could not be reached: {exc!r}"
+            self._fail(rec, errors.ActorDiedError(f"actor {actor.aid} ({actor.cls_name}) {actor.death}"))
+            return
+        actor.state = "alive"
+        rec.worker = actor.address
+        self._finish(rec, payload=_Held(handle))
+        self._client.loop.add_callback(self._flush, actor)
+
+    def _actor_of(self, actor: Any) -> _Actor:
+        aid = actor.id if isinstance(actor, ActorHandle) else getattr(actor, "actor_id", None)
+        record = self._actors.get(aid) if aid is not None else None
+        if record is None:
+            raise TypeError(f"expected an actor handle (from create_actor), got {type(actor).__name__}")
+        return record
+
+    def call_actor(self, actor: Any, method: str, *args: Any, **kwargs: Any) -> Future[Any]:
+        if isinstance(actor, Future):
+            actor = actor.result()
+        a = self._actor_of(actor)
+        if not isinstance(method, str) or not method:
+            raise TypeError("the method must be named by a non-empty string")
+        blob, deps = pack((args, kwargs))
+        self._check_ours(deps)
+        rec, f = self._new_record("call", f"{a.cls_name}.{method}")
+        rec.deps = deps
+        if a.state == "dead":
+            self._fail(rec, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {a.death}"))
+            return f
+        slot: list[Any] = [None]
+        with self._lock:
+            a.outbox.append(slot)
+            a.queued += 1
+
+        def ready(_f: Any = None) -> None:
+            if all(d.done() for d in deps):
+                failed = next((d for d in deps if d.cancelled() or d.exception() is not None), None)
+                if failed is not None:
+                    self._fail(
+                        rec, self._upstream(failed.id, None if failed.cancelled() else failed.exception())
+                    )
+                    slot[0] = (rec, None)
+                else:
+                    where, _inputs, values = locate(deps, lambda d: None)
+                    slot[0] = (rec, remote.ActorCall(rec.fid, rec.root, method, blob, where, tuple(values)))
+                self._client.loop.add_callback(self._flush, a)
+
+        if not deps:
+            ready()
+        for d in deps:
+            d.add_done_callback(ready)
+        return f
+
+    async def _flush(self, a: _Actor) -> None:
+        """On the client's loop: send the calls that are ready, in order, one enqueue at a time."""
+        if a.sending or a.state != "alive":
+            return
+        with self._lock:
+            batch = []
+            while a.outbox and a.outbox[0][0] is not None:
+                batch.append(a.outbox.pop(0)[0])
+        if not batch:
+            return
+        a.sending = True
+        calls = [c if c is not None else remote.ActorCall(r.fid, r.root, None) for r, c in batch]
+        try:
+            for r, c in batch:
+                if c is not None:
+                    self._client.loop.add_callback(self._await_result, a, r)
+            await self._actor_rpc(a, "enqueue", calls)
+        except Exception as exc:
+            self._actor_lost(a, exc)
+        finally:
+            a.sending = False
+        if a.outbox:
+            await self._flush(a)
+
+    async def _actor_rpc(self, a: _Actor, function: str, *args: Any) -> Any:
+        from distributed.actor import ProxyRPC
+        from distributed.protocol import to_serialize
+
+        assert a.address is not None
+        rpc = (
+            self._client.rpc(a.address)
+            if self._client.direct_to_workers
+            else ProxyRPC(self._client.scheduler, a.address)
+        )
+        answer = await rpc.actor_execute(
+            actor=a.key,
+            function=function,
+            args=[to_serialize(x) for x in args],
+            kwargs={"separate_thread": False},
+        )
+        if answer["status"] != "OK":
+            raise answer["exception"]
+        return answer["result"]
+
+    async def _await_result(self, a: _Actor, rec: _Record) -> None:
+        try:
+            value = await self._actor_rpc(a, "result", rec.fid)
+        except errors.TaskFailed as exc:
+            self._fail(rec, exc.error)
+        except Exception as exc:
+            self._actor_lost(a, exc)
+            self._fail(
+                rec, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) died during this call: {a.death}")
+            )
+        else:
+            self._finish(rec, payload=_Held(value))
+        with self._lock:
+            a.queued -= 1
+            a.calls_done += 1
+
+    def _actor_lost(self, a: _Actor, exc: BaseException) -> None:
+        if a.state in ("dead", "restarting"):
+            return
+        why = f"its Dask worker {a.address} is gone ({type(exc).__name__}: {exc})"
+        if a.restarts < a.max_restarts:
+            a.restarts += 1
+            a.state = "restarting"
+            self._client.loop.add_callback(self._restart_actor, a)
+            return
+        a.state, a.death = "dead", why
+        with self._lock:
+            left, a.outbox = a.outbox, []
+        for slot in left:
+            if slot[0] is not None and slot[0][1] is not None:
+                self._fail(slot[0][0], errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {why}"))
+        if a.dfut is not None:
+            self._client.cancel([a.dfut])  # Dask would create it again elsewhere
+
+    async def _restart_actor(self, a: _Actor) -> None:
+        """Dask creates the actor again from its constructor arguments (its key is still
+        wanted); calls from here on go to the new one."""
+        try:
+            proxy = await self._client._gather([a.dfut])
+            a.address = proxy[0]._address
+            a.state = "alive"
+        except Exception as exc:
+            a.state, a.death = "dead", f"it could not be created again: {exc!r}"
+            return
+        await self._flush(a)
+
+    def kill_actor(self, actor: Any) -> None:
+        a = self._actor_of(actor)
+        if a.state == "dead":
+            return
+        a.state, a.death = "dead", "it was killed with kill_actor()"
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await self._actor_rpc(a, "stop", a.death)
+            if a.dfut is not None:
+                await self._client._cancel([a.dfut])
+
+        if a.address is not None:
+            self._client.sync(stop)
+        with self._lock:
+            left, a.outbox = a.outbox, []
+        for slot in left:
+            if slot[0] is not None:
+                self._fail(slot[0][0], errors.ActorDiedError(f"actor {a.aid} is dead: {a.death}"))
+
+    def actor_locality(self, actor: ActorHandle) -> LocalityRequirement | None:
+        a = self._actors.get(actor.id)
+        if a is None or a.state == "dead" or a.address is None:
+            return None
+        return LocalityRequirement(a.address, a.aid)
+
+    # -- views -----------------------------------------------------------------------------
+    def _view(self, r: _Record) -> FutureView:
+        elapsed = time.monotonic() - r.started if r.state == "running" else r.duration
+        waiting = sum(1 for d in r.deps if not d.done()) if r.state == "pending" else 0
+        return FutureView(r.fid, r.name, r.state, waiting, r.worker, elapsed, r.error)
+
+    def future_view(self, fid: int) -> FutureView | None:
+        r = self._records.get(fid)
+        return self._view(r) if r is not None else None
+
+    def latest_futures(self, n: int) -> list[FutureView]:
+        with self._lock:
+            return [self._view(r) for r in list(reversed(self._records.values()))[:n]]
+
+    def failed_futures(self, n: int) -> list[FutureView]:
+        with self._lock:
+            return [self._view(r) for r in reversed(self._records.values()) if r.state == "failed"][:n]
+
+    def actor_view(self, aid: int) -> ActorView | None:
+        a = self._actors.get(aid)
+        if a is None:
+            return None
+        return ActorView(a.aid, a.cls_name, a.address, a.state, a.calls_done, a.queued, a.death)
+
+    def unsettled(self) -> list[Future[Any]]:
+        with self._lock:
+            return [r.future for r in self._records.values() if r.future is not None]
+
+    def status(self) -> ClusterStatus:
+        workers = self._workers(fresh=True)
+        with self._lock:
+            counts: dict[str, int] = {}
+            for r in self._records.values():
+                counts[r.state] = counts.get(r.state, 0) + 1
+            running: dict[str, list[int | str]] = {}
+            for r in self._records.values():
+                if r.state == "running" and r.worker is not None:
+                    running.setdefault(r.worker, []).append(r.fid)
+            held = [r for r in self._records.values() if r.state == "done" and r.dfut is not None]
+            actors = [
+                {
+                    "id": a.aid,
+                    "class": a.cls_name,
+                    "worker": a.address,
+                    "state": a.state,
+                    "calls_done": a.calls_done,
+                    "calls_queued": a.queued,
+                }
+                for a in self._actors.values()
+            ]
+        unknown = [a for a in workers if a not in self._pids]
+        if unknown:
+            with contextlib.suppress(Exception):
+                self._pids.update(self._client.run(os.getpid, workers=unknown, on_error="return"))
+        rows: list[WorkerStatus] = []
+        for addr, w in sorted(workers.items()):
+            m = w.get("metrics") or {}
+            spilled = m.get("spilled_bytes") or {}
+            rows.append(
+                {
+                    "id": addr,
+                    "pid": p if isinstance(p := self._pids.get(addr), int) else None,
+                    "alive": True,
+                    "cpu_percent": float(m.get("cpu", 0.0)),
+                    "rss": int(m.get("memory", 0)),
+                    "store_used": int(m.get("managed_bytes", 0)),
+                    "store_capacity": int(w.get("memory_limit") or 0),
+                    "spilled": int(spilled.get("disk", 0) if isinstance(spilled, dict) else 0),
+                    "objects": int((m.get("task_counts") or {}).get("memory", 0)),
+                    "actors": [int(a["id"] or 0) for a in actors if a["worker"] == addr],
+                    "running": running.get(addr, []),
+                    "capacity": {
+                        "cpu": float(w.get("nthreads", 0)),
+                        "ram": float(w.get("memory_limit") or 0),
+                        **{str(k): float(v) for k, v in (w.get("resources") or {}).items()},
+                    },
+                }
+            )
+        return {
+            "cluster": self.cluster_id,
+            "workers": rows,
+            "futures": counts,
+            "actors": actors,  # type: ignore[typeddict-item]
+            "objects": {
+                "count": len(held),
+                "bytes": sum(w["store_used"] for w in rows),
+                "spilled": sum(w["spilled"] for w in rows),
+            },
+        }
+
+    # -- output, for the Jupyter layer ----------------------------------------------------
+    def set_output_handler(self, handler: OutputHandler) -> None:
+        self._handler = handler
+
+    def output_origin(self, fid: int) -> Origin | None:
+        r = self._records.get(fid)
+        if r is not None:
+            return Origin((r.root,), r.submitted)
+        root = self._nested_roots.get(fid)
+        if root is None:
+            return None
+        top = self._records.get(root)
+        return Origin((root,), top.submitted if top is not None else time.monotonic())
+
+    def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
+        try:
+            self._client.wait_for_workers(n or 1, timeout=timeout)
+        except TimeoutError as exc:
+            raise errors.WorkersNotStartedError(
+                f"fewer than {n or 1} Dask workers after {timeout} s"
+            ) from exc
+
+    def shutdown(self) -> None:
+        """Disconnect: cancel this kernel's work, drop what it registered on the workers and
+        the scheduler; never stop the cluster itself."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            records = list(self._records.values())
+            actors = list(self._actors.values())
+        unfinished = [r for r in records if r.future is not None]
+        for r in unfinished:
+            f, r.future = r.future, None
+            r.state = "failed"
+            if f is not None:
+                f._abandon(
+                    errors.ClusterClosedError(
+                        f"the cluster was shut down before future {r.fid} ({r.name}) finished"
+                    )
+                )
+        if self._in_worker:
+            return
+        try:
+            dfuts = [r.dfut for r in records if r.dfut is not None] + [
+                a.dfut for a in actors if a.dfut is not None
+            ]
+            for a in actors:
+                if a.state != "dead" and a.address is not None:
+                    a.state = "dead"
+                    with contextlib.suppress(Exception):
+                        self._client.sync(self._actor_rpc, a, "stop", "the kernel disconnected")
+            if dfuts:
+                self._client.cancel(dfuts)
+            for r in unfinished:
+                if r.dfut is not None:
+                    self._client.run(remote.interrupt, self.cluster_id, r.key)
+            self._client.run(remote.forget_session, self.cluster_id)
+            self._client.run_on_scheduler(_forget_on_scheduler(), self.cluster_id)
+            self._client.unsubscribe_topic(remote.topic(self.cluster_id))
+        finally:
+            for r in records:
+                r.dfut = None
+            for a in actors:
+                a.dfut = None
+            self._close_client()
+
+    def _close_client(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<jupyter_futures.dask.DaskBackend {self.cluster_id} on {self._client.scheduler.address}>"
+
+
+def _key_prefix(name: str) -> str:
+    """A Dask key prefix from a future's name (Dask's dashboard groups keys by it)."""
+    clean = "".join(c if c.isalnum() or c in "_." else "_" for c in name)[:60]
+    return clean or "task"
+
+
+def _forget_on_scheduler() -> Callable[..., Any]:
+    """A function for ``run_on_scheduler`` that needs nothing of ours there (the scheduler
+    may run without jupyter_futures): it drops the session's allow_reconstruction marks."""
+    namespace: dict[str, Any] = {}
+    exec(
+        "def forget(session, dask_scheduler=None):\n"
+        "    marks = dask_scheduler.task_metadata.get('jupyter-futures', {})\n"
+        "    return marks.pop(session, None) is not None\n",
+        namespace,
+    )
+    return namespace["forget"]  # type: ignore[no-any-return]
+
+
+def _rebuild_future(session: str, fid: int, key: str, name: str) -> Future[Any]:
+    """A future that traveled inside a value: the kernel's own, or (in a task) one bound to
+    the task's session client."""
+    from distributed import Future as DaskFuture
+
+    backend = _backends.get(session)
+    if backend is None and remote.running_spec() is not None:
+        backend = remote._session(session).client().backend
+    if backend is None:
+        raise errors.SerializationError(f"future {fid} was unpickled outside its Dask session")
+    with backend._lock:
+        rec = backend._records.get(fid)
+        if rec is not None and rec.future is not None:
+            return rec.future
+        dfut: Any = DaskFuture(key, backend._client)
+        f: Future[Any] = Future(fid, backend, name)
+        rec = _Record(fid, name, "task", key, f, dfut=dfut)
+        backend._records[fid] = rec
+    dfut.add_done_callback(lambda d: backend._settled(rec, d))
+    return f
+
+
+def _worker_client(session: str, running_spec: Callable[[], remote.TaskSpec | None]) -> DaskBackend:
+    """What a task on a Dask worker submits through (``jf.submit`` there): its kernel's
+    session, on the worker's own Dask client. A backend, not a ``jf.Client``: ``status()``
+    and the dashboard are the kernel's alone."""
+    from distributed import get_client
+
+    return DaskBackend(_client=get_client(), _session=session, _running_spec=running_spec)
+
+
+remote.set_client_factory(_worker_client)

@@ -1,0 +1,257 @@
+"""The public API on a real Dask cluster: scheduler and workers as separate processes, each
+worker on its own loopback address (see ``dask_cluster.py``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+from dask_cluster import DaskCluster, dask_client, dask_cluster  # noqa: F401 - fixtures
+
+import jupyter_futures as jf
+from jupyter_futures import errors
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def make(i: int) -> list[int]:
+    return [i, i + 1, i + 2]
+
+
+def combine(*parts: list[int] | int) -> int:
+    return sum(p if isinstance(p, int) else sum(p) for p in parts)
+
+
+class Box:
+    """A custom object holding a future: Dask itself does not look inside it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+
+def open_box(box: Box) -> int:
+    return sum(box.inner)
+
+
+def where_am_i() -> str:
+    from distributed import get_worker
+
+    return str(get_worker().address)
+
+
+def boom(x: int) -> float:
+    return 1 / x
+
+
+class Counter:
+    def __init__(self, start: int = 0) -> None:
+        self.n = start
+        self.thread = threading.get_ident()
+
+    def add(self, k: int) -> int:
+        assert threading.get_ident() == self.thread, "calls run on the actor's own thread"
+        self.n += k
+        return self.n
+
+    def slow_add(self, k: int) -> int:
+        time.sleep(0.05)
+        return self.add(k)
+
+
+def fan_out(n: int) -> int:
+    return sum(jf.gather([jf.submit(pow, 2, i) for i in range(n)]))
+
+
+def spin(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return "finished"
+
+
+def pid_then_sleep(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def chatty(n: int) -> int:
+    for i in range(n):
+        print(f"line {i}")
+    return n
+
+
+def test_connect_by_address_submit_and_a_dag_with_fan_in(dask_client: jf.Client) -> None:
+    assert dask_client.backend.name == "dask" and dask_client.n_workers == 2
+    layer = [jf.submit(make, i) for i in range(12)]
+    for _ in range(2):
+        layer = [jf.submit(combine, layer[i], layer[(i + 1) % 12], layer[(i + 3) % 12]) for i in range(12)]
+    first = [sum(make(i)) for i in range(12)]
+    second = [first[i] + first[(i + 1) % 12] + first[(i + 3) % 12] for i in range(12)]
+    third = [second[i] + second[(i + 1) % 12] + second[(i + 3) % 12] for i in range(12)]
+    assert jf.gather(layer, timeout=60) == third
+
+
+def test_identical_calls_are_separate_futures_and_futures_inside_objects_are_inputs(
+    dask_client: jf.Client,
+) -> None:
+    a, b = jf.submit(make, 1), jf.submit(make, 1)
+    assert a.id != b.id and dask_client.backend._records[a.id].key != dask_client.backend._records[b.id].key
+    assert jf.submit(open_box, Box(a)).result(30) == 6
+
+
+def test_remote_errors_keep_their_type_and_dependents_name_the_failed_input(dask_client: jf.Client) -> None:
+    bad = jf.submit(boom, 0)
+    with pytest.raises(ZeroDivisionError) as info:
+        bad.result(30)
+    assert isinstance(info.value, jf.RemoteException)
+    assert "1 / x" in info.value.remote_traceback and "in boom" in info.value.remote_traceback
+    dependent = jf.submit(combine, bad)
+    with pytest.raises(jf.UpstreamDependencyFailedException, match=f"input future {bad.id} \\(boom\\)"):
+        dependent.result(30)
+
+
+def test_an_unsatisfiable_requirement_fails_at_once_naming_the_largest_worker(dask_client: jf.Client) -> None:
+    started = time.monotonic()
+    with pytest.raises(jf.UnsatisfiableRequirementError, match=r"largest worker .*offers cpu=2"):
+        jf.submit(make, 1, min_gpu=1)
+    with pytest.raises(jf.UnsatisfiableRequirementError):
+        jf.submit(make, 1, min_cpu=3)
+    assert time.monotonic() - started < 5
+    # a custom resource one worker offers: the work runs there
+    workers = dask_client.backend._workers(fresh=True)
+    [licensed] = [a for a, w in workers.items() if "licence" in w["resources"]]
+    assert {jf.submit(where_am_i, resources={"licence": 1}).result(30) for _ in range(4)} == {licensed}
+
+
+def test_locality_runs_where_the_value_lives(dask_client: jf.Client) -> None:
+    block = jf.submit(make, 7)
+    [here] = jf.locality(block)
+    assert isinstance(here.worker, str) and here.worker.startswith("tcp://127.0.0.")
+    assert {jf.submit(where_am_i, locality=here).result(30) for _ in range(4)} == {here.worker}
+    # beside a value not made yet: submit does not wait, the work runs where it lands
+    pending = jf.submit(spin, 1.0)
+    started = time.monotonic()
+    beside = [jf.submit(where_am_i, locality=pending) for _ in range(3)]
+    assert time.monotonic() - started < 1.0
+    [there] = jf.locality(pending)
+    assert {f.result(30) for f in beside} == {there.worker}
+
+
+def test_put_and_wait_and_as_completed(dask_client: jf.Client) -> None:
+    ref = jf.put(list(range(100)))
+    assert ref.done() and jf.submit(sum, ref).result(30) == 4950
+    fs = [jf.submit(pow, 2, i) for i in range(10)]
+    done, _ = jf.wait(fs, timeout=60)
+    assert len(done) == 10
+    assert sorted(f.result() for f in jf.as_completed(fs, timeout=60)) == [2**i for i in range(10)]
+
+
+def test_actor_calls_run_in_order_on_the_actors_own_thread(dask_client: jf.Client) -> None:
+    counter = jf.create_actor(Counter, 10).result(30)
+    calls = [counter.slow_add(1) if i % 7 == 0 else counter.add(1) for i in range(200)]
+    assert [c.result(60) for c in calls] == list(range(11, 211))
+    # actor results are full futures: inputs of tasks and of other calls
+    assert jf.submit(combine, [calls[-1].result()], [0]).result(30) == 210
+    assert counter.add(calls[0]).result(30) == 221
+    bad = counter.add("x")
+    with pytest.raises(TypeError):
+        bad.result(30)
+    assert counter.add(1).result(30) == 222  # the actor survives its call's error
+    view = dask_client.backend.actor_view(counter.id)
+    assert view is not None and view.state == "alive" and view.calls_done >= 203
+    jf.kill_actor(counter)
+    with pytest.raises(jf.ActorDiedError):
+        counter.add(1).result(30)
+
+
+def test_nested_submission_on_a_single_threaded_worker_does_not_deadlock(
+    dask_cluster: DaskCluster, tmp_path: Any
+) -> None:
+    one = DaskCluster(tmp_path, n_workers=1, nthreads=1)
+    try:
+        one.wait_for_workers(1)
+        with jf.init(address=one.address):
+            assert jf.submit(fan_out, 5).result(60) == 31
+    finally:
+        one.stop()
+
+
+def test_cancel_interrupts_running_work(dask_client: jf.Client) -> None:
+    f = jf.submit(spin, 60)
+    deadline = time.monotonic() + 30
+    while f.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f.state == "running"
+    assert f.cancel() and f.cancelled()
+    deadline = time.monotonic() + 10
+    running: list[str] = ["?"]
+    while running and time.monotonic() < deadline:
+        from jupyter_futures.dask import worker as remote
+
+        answers = dask_client.backend._client.run(remote.running_keys, dask_client.cluster_id)
+        running = [k for keys in answers.values() for k in keys]
+        time.sleep(0.1)
+    assert running == [], "the task kept running on its worker"
+
+
+def test_output_reaches_the_kernel_tagged_with_its_future(dask_client: jf.Client) -> None:
+    got: list[tuple[int, str, str]] = []
+    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    f = jf.submit(chatty, 3)
+    assert f.result(30) == 3
+    deadline = time.monotonic() + 10
+    while "line 2" not in "".join(t for _, _, t in got) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert {fid for fid, _, _ in got} == {f.id}
+    assert "".join(t for _, s, t in got if s == "stdout") == "line 0\nline 1\nline 2\n"
+
+
+def test_killing_the_worker_mid_task_reruns_it_elsewhere(
+    dask_client: jf.Client, dask_cluster: DaskCluster
+) -> None:
+    f = jf.submit(pid_then_sleep, 3.0, name="victim")
+    deadline = time.monotonic() + 30
+    while f.state != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = dask_client.backend._records[f.id].worker
+    os.kill(dask_cluster.worker_pids()[worker], signal.SIGKILL)
+    assert isinstance(f.result(90), int)
+
+
+def test_allow_reconstruction_false_never_runs_twice(
+    dask_client: jf.Client, dask_cluster: DaskCluster
+) -> None:
+    dask_cluster.wait_for_workers(2)
+    once = jf.submit(make, 5, allow_reconstruction=False)
+    once.result(30)
+    [here] = jf.locality(once)
+    os.kill(dask_cluster.worker_pids()[here.worker], signal.SIGKILL)
+    dependent = jf.submit(combine, once)
+    with pytest.raises(jf.UpstreamDependencyFailedNoReconstructionAllowed):
+        dependent.result(90)
+
+
+def test_shutdown_disconnects_without_stopping_the_cluster(dask_cluster: DaskCluster) -> None:
+    dask_cluster.wait_for_workers(2)
+    c = jf.init(address=dask_cluster.address)
+    session = c.cluster_id
+    slow = jf.submit(spin, 30)
+    c.shutdown()
+    with pytest.raises(errors.ClusterClosedError):
+        slow.result(5)
+    import distributed
+
+    from jupyter_futures.dask import worker as remote
+
+    with distributed.Client(dask_cluster.address, set_as_default=False, timeout=10) as other:
+        assert len(other.scheduler_info()["workers"]) == 2  # still running
+        assert not any(other.run(remote.forget_session, session).values())  # nothing of ours left
+        assert not any(k.startswith("spin-") for k in other.run_on_scheduler(_scheduler_keys))
+
+
+def _scheduler_keys(dask_scheduler: Any = None) -> list[str]:
+    return [str(k) for k in dask_scheduler.tasks]
