@@ -90,6 +90,8 @@ class _Actor:
     queued: int = 0
     outbox: list[list[Any]] = field(default_factory=list)  # [call or None (not ready), ...] in call order
     sending: bool = False
+    create: Callable[[], None] = lambda: None  # (again) on a worker
+    inflight: dict[int, _Record] = field(default_factory=dict)  # calls sent, not answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,7 @@ class DaskBackend:
                 self._close_client()
                 raise
             self._client.subscribe_topic(remote.topic(self.cluster_id), self._on_event)
+            self._client.subscribe_topic("all", self._on_cluster_event)  # workers leaving
             _backends[self.cluster_id] = self
 
     # -- connecting ---------------------------------------------------------------------
@@ -523,6 +526,18 @@ class DaskBackend:
                 self._nested_roots.pop(next(iter(self._nested_roots)))
         handler(fid, str(msg.get("stream", "stdout")), str(msg.get("text", "")))
 
+    def _on_cluster_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """The scheduler's own events: a worker that leaves takes its actors with it (Dask
+        errs an actor's key then), so their calls fail, or they restart, at once."""
+        msg = event[1]
+        if msg.get("action") != "remove-worker":
+            return
+        gone = str(msg.get("worker"))
+        self._info = (0.0, {})
+        for a in list(self._actors.values()):
+            if a.address == gone and a.state == "alive":
+                self._actor_lost(a, ConnectionError(f"worker {gone} left the cluster"))
+
     # -- what a Future asks ---------------------------------------------------------------
     def load(self, f: Future[Any], writable: bool) -> Any:
         payload = f._payload
@@ -635,7 +650,9 @@ class DaskBackend:
 
         def send() -> None:
             where, inputs, values = locate(deps, self._dask_future)
-            rec.dfut = actor.dfut = self._client.submit(
+            key = rec.key if not actor.restarts else f"{rec.key}-restart{actor.restarts}"
+            actor.key = key
+            actor.dfut = self._client.submit(
                 remote.ActorHost,
                 spec,
                 cls,
@@ -643,32 +660,46 @@ class DaskBackend:
                 where,
                 values,
                 *inputs,
-                key=rec.key,
+                key=key,
                 pure=False,
                 actor=True,
                 **options,
             )
+            if not actor.restarts:
+                rec.dfut = actor.dfut
             actor.dfut.add_done_callback(lambda d: self._actor_started(rec, actor, handle, d))
 
+        actor.create = send
         self._when_sendable(rec, send)
         return f
 
     def _actor_started(self, rec: _Record, actor: _Actor, handle: ActorHandle, dfut: Any) -> None:
         if dfut.status != "finished":
             actor.state = "dead"
+            if actor.restarts:
+                actor.death = f"it could not be created again: {dfut.exception()!r}"
+                self._fail_outbox(actor)
+                return
             self._settled(rec, dfut)
             actor.death = f"its constructor failed: {rec.error}"
             return
         try:
-            actor.address = dfut.result()._address
+            actor.address = self._holder(dfut)
         except Exception as exc:
             actor.state, actor.death = "dead", f"it could not be reached: {exc!r}"
             self._fail(rec, errors.ActorDiedError(f"actor {actor.aid} ({actor.cls_name}) {actor.death}"))
             return
         actor.state = "alive"
         rec.worker = actor.address
-        self._finish(rec, payload=_Held(handle))
+        self._finish(rec, payload=_Held(handle))  # once: a restart finds it settled
         self._client.loop.add_callback(self._flush, actor)
+
+    def _holder(self, dfut: Any) -> str:
+        """The worker that holds ``dfut``'s value (an actor: the one it lives on)."""
+        who = self._client.who_has([dfut]).get(dfut.key, ())
+        if not who:
+            raise errors.ObjectLost(f"no Dask worker holds {dfut.key}")
+        return str(who[0])
 
     def _actor_of(self, actor: Any) -> _Actor:
         aid = actor.id if isinstance(actor, ActorHandle) else getattr(actor, "actor_id", None)
@@ -696,12 +727,14 @@ class DaskBackend:
             a.queued += 1
 
         def ready(_f: Any = None) -> None:
-            if all(d.done() for d in deps):
+            if slot[0] is None and all(d.done() for d in deps):
+                if a.state == "dead":
+                    self._fail(rec, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {a.death}"))
                 failed = next((d for d in deps if d.cancelled() or d.exception() is not None), None)
-                if failed is not None:
-                    self._fail(
-                        rec, self._upstream(failed.id, None if failed.cancelled() else failed.exception())
-                    )
+                if a.state == "dead" or failed is not None:
+                    if failed is not None:
+                        cause = None if failed.cancelled() else failed.exception()
+                        self._fail(rec, self._upstream(failed.id, cause))
                     slot[0] = (rec, None)
                 else:
                     where, _inputs, values = locate(deps, lambda d: None)
@@ -729,6 +762,7 @@ class DaskBackend:
         try:
             for r, c in batch:
                 if c is not None:
+                    a.inflight[r.fid] = r
                     self._client.loop.add_callback(self._await_result, a, r)
             await self._actor_rpc(a, "enqueue", calls)
         except Exception as exc:
@@ -771,6 +805,7 @@ class DaskBackend:
         else:
             self._finish(rec, payload=_Held(value))
         with self._lock:
+            a.inflight.pop(rec.fid, None)
             a.queued -= 1
             a.calls_done += 1
 
@@ -778,31 +813,36 @@ class DaskBackend:
         if a.state in ("dead", "restarting"):
             return
         why = f"its Dask worker {a.address} is gone ({type(exc).__name__}: {exc})"
+        for r in list(a.inflight.values()):  # calls in flight fail now, not when their rpc times out
+            self._fail(r, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) died during this call: {why}"))
         if a.restarts < a.max_restarts:
             a.restarts += 1
             a.state = "restarting"
             self._client.loop.add_callback(self._restart_actor, a)
             return
         a.state, a.death = "dead", why
+        self._fail_outbox(a)
+        if a.dfut is not None:
+            self._client.loop.add_callback(self._client._cancel, [a.dfut])  # else Dask makes it again
+
+    def _fail_outbox(self, a: _Actor) -> None:
+        """The calls of a dead actor not sent yet fail (later ones fail at once)."""
         with self._lock:
             left, a.outbox = a.outbox, []
+            a.queued -= len(left)
         for slot in left:
             if slot[0] is not None and slot[0][1] is not None:
-                self._fail(slot[0][0], errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {why}"))
-        if a.dfut is not None:
-            self._client.cancel([a.dfut])  # Dask would create it again elsewhere
+                self._fail(
+                    slot[0][0], errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {a.death}")
+                )
 
     async def _restart_actor(self, a: _Actor) -> None:
-        """Dask creates the actor again from its constructor arguments (its key is still
-        wanted); calls from here on go to the new one."""
-        try:
-            proxy = await self._client._gather([a.dfut])
-            a.address = proxy[0]._address
-            a.state = "alive"
-        except Exception as exc:
-            a.state, a.death = "dead", f"it could not be created again: {exc!r}"
-            return
-        await self._flush(a)
+        """Dask does not make an actor again when its worker dies (its key errs), so it is
+        created again here, from its constructor arguments, under a new key; calls from
+        here on go to the new one once it has started."""
+        if a.dfut is not None:
+            await self._client._cancel([a.dfut])
+        await self._client.loop.run_in_executor(None, a.create)
 
     def kill_actor(self, actor: Any) -> None:
         a = self._actor_of(actor)
@@ -818,11 +858,7 @@ class DaskBackend:
 
         if a.address is not None:
             self._client.sync(stop)
-        with self._lock:
-            left, a.outbox = a.outbox, []
-        for slot in left:
-            if slot[0] is not None:
-                self._fail(slot[0][0], errors.ActorDiedError(f"actor {a.aid} is dead: {a.death}"))
+        self._fail_outbox(a)
 
     def actor_locality(self, actor: ActorHandle) -> LocalityRequirement | None:
         a = self._actors.get(actor.id)
@@ -980,6 +1016,7 @@ class DaskBackend:
             self._client.run(remote.forget_session, self.cluster_id)
             self._client.run_on_scheduler(_forget_on_scheduler(), self.cluster_id)
             self._client.unsubscribe_topic(remote.topic(self.cluster_id))
+            self._client.unsubscribe_topic("all")
         finally:
             for r in records:
                 r.dfut = None
@@ -1021,7 +1058,7 @@ def _rebuild_future(session: str, fid: int, key: str, name: str) -> Future[Any]:
 
     backend = _backends.get(session)
     if backend is None and remote.running_spec() is not None:
-        backend = remote._session(session).client().backend
+        backend = remote._session(session).client()
     if backend is None:
         raise errors.SerializationError(f"future {fid} was unpickled outside its Dask session")
     with backend._lock:
@@ -1036,13 +1073,14 @@ def _rebuild_future(session: str, fid: int, key: str, name: str) -> Future[Any]:
     return f
 
 
-def _worker_client(session: str, running_spec: Callable[[], remote.TaskSpec | None]) -> DaskBackend:
+def _worker_client(
+    session: str, worker: Any, running_spec: Callable[[], remote.TaskSpec | None]
+) -> DaskBackend:
     """What a task on a Dask worker submits through (``jf.submit`` there): its kernel's
-    session, on the worker's own Dask client. A backend, not a ``jf.Client``: ``status()``
-    and the dashboard are the kernel's alone."""
-    from distributed import get_client
-
-    return DaskBackend(_client=get_client(), _session=session, _running_spec=running_spec)
+    session, on the worker's own Dask client (``distributed.get_client()`` in a task; the
+    same call from an actor's thread, which Dask does not know). A backend, not a
+    ``jf.Client``: ``status()`` and the dashboard are the kernel's alone."""
+    return DaskBackend(_client=worker._get_client(), _session=session, _running_spec=running_spec)
 
 
 remote.set_client_factory(_worker_client)

@@ -91,7 +91,7 @@ def unpack(blob: bytes, where: Where, inputs: tuple[Any, ...], values: list[Any]
 
 # -- the session of one kernel in this process ---------------------------------------------
 
-ClientFactory = Callable[[str, Callable[[], "TaskSpec | None"]], Any]
+ClientFactory = Callable[[str, Any, Callable[[], "TaskSpec | None"]], Any]
 _client_factory: list[ClientFactory] = []
 
 
@@ -108,10 +108,29 @@ class _Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _client: Any = None
 
-    def client(self) -> Any:
-        if self._client is None and _client_factory:
-            self._client = _client_factory[0](self.name, running_spec)
-        return self._client
+    def client(self, worker: Any = None) -> Any:
+        """The session's client in this process (made at its first use: most tasks never
+        submit), on ``worker``'s own Dask client."""
+        with self.lock:
+            if self._client is None and _client_factory:
+                if worker is None:
+                    from distributed import get_worker
+
+                    worker = get_worker()
+                self._client = _client_factory[0](self.name, worker, running_spec)
+            return self._client
+
+
+class _SessionClient:
+    """What ``jf.get_client()`` gives user code here: the session's client, made when first
+    used (so a task that never submits costs no Dask client)."""
+
+    def __init__(self, session: _Session, worker: Any) -> None:
+        self._session = session
+        self._worker = worker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session.client(self._worker), name)
 
 
 _sessions: dict[str, _Session] = {}
@@ -187,7 +206,7 @@ def _running(spec: TaskSpec, worker: Any) -> Iterator[None]:
     outer = (getattr(_tls, "token", None), getattr(_tls, "spec", None))
     _tls.token, _tls.spec = token, spec
     try:
-        with thread_client(_session(spec.session).client()):
+        with thread_client(_SessionClient(_session(spec.session), worker)):
             yield
     finally:
         _tls.token, _tls.spec = outer

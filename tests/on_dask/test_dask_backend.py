@@ -255,3 +255,34 @@ def test_shutdown_disconnects_without_stopping_the_cluster(dask_cluster: DaskClu
 
 def _scheduler_keys(dask_scheduler: Any = None) -> list[str]:
     return [str(k) for k in dask_scheduler.tasks]
+
+
+def test_an_actor_whose_worker_dies_fails_its_calls_or_restarts(
+    dask_client: jf.Client, dask_cluster: DaskCluster
+) -> None:
+    dask_cluster.wait_for_workers(2)
+    mortal = jf.create_actor(Counter).result(30)
+    phoenix = jf.create_actor(Counter, 100, max_restarts=1).result(30)
+    assert mortal.add(1).result(30) == 1 and phoenix.add(1).result(30) == 101
+    pids = dask_cluster.worker_pids()
+    for actor in (mortal, phoenix):
+        where = dask_client.backend.actor_view(actor.id).worker
+        if pids.get(where):
+            os.kill(pids.pop(where), signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(jf.ActorDiedError):
+        mortal.add(1).result(30)
+    assert time.monotonic() - started < 15
+    with pytest.raises(jf.ActorDiedError):
+        mortal.add(1).result(30)  # and every later call
+    # created again from its constructor arguments: calls after the restart reach it
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            value = phoenix.add(1).result(30)
+            break
+        except jf.ActorDiedError:  # the call in flight at its death
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert value == 101
+    assert dask_client.backend.actor_view(phoenix.id).state == "alive"
