@@ -11,8 +11,8 @@
                          key=<name>-<session>-<fid>, pure=False, resources=/workers=)
         ─► Dask runs it ─► done callback ─► Future._settle(the Dask future | the error)
     create_actor(Cls) ─► client.submit(worker.ActorHost, ..., actor=True)
-    handle.m(x) ─► ordered enqueue rpc (one in flight per actor) + result(fid) rpc, on the
-                  client's event loop ─► Future._settle(value) in the kernel
+    handle.m(x) ─► call(caller, seq, call) rpc on the client's event loop, numbered in call
+                  order (the actor runs them in it) ─► Future._settle(value) in the kernel
     cancel(f) ─► client.cancel + worker.interrupt where it runs; still running after the
                  grace ─► restart that worker (its nanny starts it again)
 
@@ -23,6 +23,7 @@ on Dask is listed in the README ("On a Dask cluster").
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import itertools
@@ -35,6 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle, public_methods
@@ -89,7 +92,7 @@ class _Actor:
     calls_done: int = 0
     queued: int = 0
     outbox: list[list[Any]] = field(default_factory=list)  # [call or None (not ready), ...] in call order
-    sending: bool = False
+    seq: int = 0  # this caller's next call number for the actor's current incarnation
     create: Callable[[], None] = lambda: None  # (again) on a worker
     inflight: dict[int, _Record] = field(default_factory=dict)  # calls sent, not answered
 
@@ -153,6 +156,8 @@ class DaskBackend:
         self._records: OrderedDict[int, _Record] = OrderedDict()
         self._actors: dict[int, _Actor] = {}
         self._nested_roots: dict[int, int] = {}
+        self._caller = secrets.token_hex(6)  # this client, as a caller of actors
+        self._sending: set[asyncio.Future[None]] = set()
         self._handler: OutputHandler | None = None
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
         self._pids: dict[str, int] = {}
@@ -689,6 +694,7 @@ class DaskBackend:
             actor.state, actor.death = "dead", f"it could not be reached: {exc!r}"
             self._fail(rec, errors.ActorDiedError(f"actor {actor.aid} ({actor.cls_name}) {actor.death}"))
             return
+        actor.seq = 0  # a new incarnation numbers its callers' calls from 0
         actor.state = "alive"
         rec.worker = actor.address
         self._finish(rec, payload=_Held(handle))  # once: a restart finds it settled
@@ -747,34 +753,29 @@ class DaskBackend:
             d.add_done_callback(ready)
         return f
 
-    async def _flush(self, a: _Actor) -> None:
-        """On the client's loop: send the calls that are ready, in order, one enqueue at a time."""
-        if a.sending or a.state != "alive":
+    def _flush(self, a: _Actor) -> None:
+        """On the client's loop: send the calls that are ready, in call order, each as its
+        own rpc numbered by this caller's sequence (the actor runs them in that order)."""
+        if a.state != "alive":
             return
         with self._lock:
-            batch = []
+            ready = []
             while a.outbox and a.outbox[0][0] is not None:
-                batch.append(a.outbox.pop(0)[0])
-        if not batch:
-            return
-        a.sending = True
-        calls = [c if c is not None else remote.ActorCall(r.fid, r.root, None) for r, c in batch]
-        try:
-            for r, c in batch:
-                if c is not None:
-                    a.inflight[r.fid] = r
-                    self._client.loop.add_callback(self._await_result, a, r)
-            await self._actor_rpc(a, "enqueue", calls)
-        except Exception as exc:
-            self._actor_lost(a, exc)
-        finally:
-            a.sending = False
-        if a.outbox:
-            await self._flush(a)
+                ready.append((a.seq, a.outbox.pop(0)[0]))
+                a.seq += 1
+        for seq, (rec, call) in ready:
+            if call is not None:
+                a.inflight[rec.fid] = rec
+            else:  # its turn is skipped (it failed before it was sent)
+                call = remote.ActorCall(rec.fid, rec.root, None)
+            task = asyncio.ensure_future(self._send_call(a, rec, seq, call))
+            self._sending.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._sending.discard)
 
-    async def _actor_rpc(self, a: _Actor, function: str, *args: Any) -> Any:
+    async def _actor_rpc(self, a: _Actor, function: str, *args: str | int | bytes) -> Any:
+        """``function(*args)`` of the actor's host; plain arguments (msgpack carries them
+        as they are, with no serializer negotiation per argument)."""
         from distributed.actor import ProxyRPC
-        from distributed.protocol import to_serialize
 
         assert a.address is not None
         rpc = (
@@ -785,16 +786,16 @@ class DaskBackend:
         answer = await rpc.actor_execute(
             actor=a.key,
             function=function,
-            args=[to_serialize(x) for x in args],
+            args=list(args),
             kwargs={"separate_thread": False},
         )
         if answer["status"] != "OK":
             raise answer["exception"]
         return answer["result"]
 
-    async def _await_result(self, a: _Actor, rec: _Record) -> None:
+    async def _send_call(self, a: _Actor, rec: _Record, seq: int, call: remote.ActorCall) -> None:
         try:
-            value = await self._actor_rpc(a, "result", rec.fid)
+            value = await self._actor_rpc(a, "call", self._caller, seq, cloudpickle.dumps(call, protocol=5))
         except errors.TaskFailed as exc:
             self._fail(rec, exc.error)
         except Exception as exc:
@@ -803,11 +804,13 @@ class DaskBackend:
                 rec, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) died during this call: {a.death}")
             )
         else:
-            self._finish(rec, payload=_Held(value))
+            if call.method is not None:
+                self._finish(rec, payload=_Held(value))
         with self._lock:
             a.inflight.pop(rec.fid, None)
-            a.queued -= 1
-            a.calls_done += 1
+            if call.method is not None:
+                a.queued -= 1
+                a.calls_done += 1
 
     def _actor_lost(self, a: _Actor, exc: BaseException) -> None:
         if a.state in ("dead", "restarting"):

@@ -14,9 +14,10 @@
         └─ its value (kept by Dask, an input of later tasks), or TaskFailed(fid, error)
 
     ActorHost (a Dask actor) keeps one user instance on a thread of its own:
-        enqueue([call, ...])  ordered (a caller has one enqueue in flight), on the event loop
-        result(fid)           awaited at once for each call, answered when the call is done
-    so calls run one at a time in each caller's order, and results return as they finish.
+        call(caller, seq, ActorCall)   one rpc per call (Dask's actor_execute, on the event
+        loop): queued for the thread in each caller's sequence, however the rpcs arrive,
+        and answered when the call is done; so calls run one at a time in each caller's
+        order, and results return as they finish.
 
 Several kernels may share one Dask worker: everything here is keyed by the session (a
 kernel's cluster id) or by a token per running task, never by a bare future id.
@@ -238,7 +239,7 @@ def run_task(
 
     worker = get_worker()
     session = _session(spec.session)
-    worker.log_event(topic(spec.session), {"fid": spec.fid, "start": worker.address})
+    worker.loop.add_callback(_announce_if_still_running, worker, session, spec)
     if spec.no_recon:
         _claim(spec)
     try:
@@ -264,6 +265,20 @@ def run_task(
         raise errors.TaskFailed(
             spec.fid, errors.FutureCancelledError(f"future {spec.fid} was cancelled")
         ) from None
+
+
+ANNOUNCE_AFTER = 0.05  # seconds a task runs before the kernel hears where (a short one: never)
+
+
+def _announce_if_still_running(worker: Any, session: _Session, spec: TaskSpec) -> None:
+    """On the worker's loop: a task still running after ANNOUNCE_AFTER tells its kernel
+    where it runs (the widgets' "running on"); short tasks cost no message."""
+
+    def announce() -> None:
+        if spec.key in session.running:
+            worker.log_event(topic(spec.session), {"fid": spec.fid, "start": worker.address})
+
+    worker.loop.call_later(ANNOUNCE_AFTER, announce)
 
 
 def _claim(spec: TaskSpec) -> None:
@@ -329,6 +344,8 @@ class ActorHost:
         self._worker = get_worker()
         self._calls: queue.SimpleQueue[ActorCall | None] = queue.SimpleQueue()
         self._results: dict[int, asyncio.Future[Any]] = {}
+        self._next: dict[str, int] = {}  # caller -> the number of its next call to run
+        self._held: dict[tuple[str, int], ActorCall] = {}  # calls that arrived before their turn
         self._namespace: dict[str, Any] = {}
         self.calls_done = 0
         self.instance: Any = None
@@ -403,17 +420,26 @@ class ActorHost:
         self._worker.loop.add_callback(settle)
 
     # called through Dask's actor_execute, on the worker's event loop
-    def enqueue(self, calls: list[ActorCall]) -> int:
-        for call in calls:
-            self._future(call.fid)
-            self._calls.put(call)
-        return len(calls)
-
-    async def result(self, fid: int) -> Any:
+    async def call(self, caller: str, seq: int, payload: bytes) -> Any:
+        """Run a call (an ActorCall, pickled) in its caller's order (rpcs may arrive out of
+        it); its value."""
+        call: ActorCall = pickle.loads(payload)
+        held = self._held
+        held[(caller, seq)] = call
+        n = self._next.get(caller, 0)
+        while (caller, n) in held:
+            ready = held.pop((caller, n))
+            if ready.method is not None:
+                self._future(ready.fid)
+                self._calls.put(ready)
+            n += 1
+        self._next[caller] = n
+        if call.method is None:
+            return None
         try:
-            return await self._future(fid)
+            return await self._future(call.fid)
         finally:
-            self._results.pop(fid, None)
+            self._results.pop(call.fid, None)
 
     def stop(self, why: str) -> int:
         """Stop after the call running now; calls still queued fail with ActorDiedError."""
