@@ -697,6 +697,11 @@ class DaskBackend:
         actor.seq = 0  # a new incarnation numbers its callers' calls from 0
         actor.state = "alive"
         rec.worker = actor.address
+        with contextlib.suppress(Exception):  # where tasks holding its handle find it
+            self._client.set_metadata(
+                ["jupyter-futures", self.cluster_id, "actors", str(actor.aid)],
+                {"key": actor.key, "address": actor.address, "class": actor.cls_name},
+            )
         self._finish(rec, payload=_Held(handle))  # once: a restart finds it settled
         self._client.loop.add_callback(self._flush, actor)
 
@@ -710,9 +715,21 @@ class DaskBackend:
     def _actor_of(self, actor: Any) -> _Actor:
         aid = actor.id if isinstance(actor, ActorHandle) else getattr(actor, "actor_id", None)
         record = self._actors.get(aid) if aid is not None else None
+        if record is None and self._in_worker and isinstance(aid, int):
+            record = self._actor_from_kernel(aid)
         if record is None:
             raise TypeError(f"expected an actor handle (from create_actor), got {type(actor).__name__}")
         return record
+
+    def _actor_from_kernel(self, aid: int) -> _Actor | None:
+        """A handle that came into a task: where its kernel said the actor lives."""
+        try:
+            info = self._client.get_metadata(["jupyter-futures", self.cluster_id, "actors", str(aid)])
+        except KeyError:
+            return None
+        a = _Actor(aid, str(info["class"]), str(info["key"]), 0, address=str(info["address"]), state="alive")
+        with self._lock:
+            return self._actors.setdefault(aid, a)
 
     def call_actor(self, actor: Any, method: str, *args: Any, **kwargs: Any) -> Future[Any]:
         if isinstance(actor, Future):

@@ -286,3 +286,18 @@ def test_an_actor_whose_worker_dies_fails_its_calls_or_restarts(
             time.sleep(0.2)
     assert value == 101
     assert dask_client.backend.actor_view(phoenix.id).state == "alive"
+
+
+def add_through(counter: Any, k: int) -> int:
+    """A task calling an actor whose handle it was given."""
+    return int(counter.add(k).result(30))
+
+
+def test_tasks_call_actors_through_their_handles(dask_client: jf.Client) -> None:
+    counter = jf.create_actor(Counter).result(30)
+    assert counter.add(1).result(30) == 1
+    assert jf.submit(add_through, counter, 10).result(60) == 11
+    assert sorted(jf.gather([jf.submit(add_through, counter, 1) for _ in range(5)], timeout=60)) == list(
+        range(12, 17)
+    )
+    assert counter.add(0).result(30) == 16
