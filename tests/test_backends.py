@@ -1,0 +1,157 @@
+"""One suite of the public API, run against every engine: the embedded local engine, the
+threads backend (``processes=False``) and a real Dask cluster (scheduler and workers as
+separate processes). What an engine cannot do is excluded by name, with the reason, in
+``EXCLUDED``; everything else must behave the same."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from on_dask.dask_cluster import DaskCluster, dask_cluster  # noqa: F401 - the Dask fixture
+
+import jupyter_futures as jf
+
+pytestmark = pytest.mark.timeout(180)
+
+ENGINES = ["local", "threads", "dask"]
+
+EXCLUDED: dict[tuple[str, str], str] = {
+    ("threads", "test_a_worker_process_runs_the_work"): "threads run in the kernel's own process",
+}
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    name: str = request.param
+    reason = EXCLUDED.get((name, request.node.originalname))
+    if reason:
+        pytest.skip(f"not on {name}: {reason}")
+    if name == "local":
+        jf.init(2)
+    elif name == "threads":
+        jf.init(2, processes=False)
+    else:
+        cluster: DaskCluster = request.getfixturevalue("dask_cluster")
+        cluster.wait_for_workers(2)
+        jf.init(address=cluster.address)
+    yield name
+    jf.shutdown()
+
+
+class Holder:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+
+def total(*parts: Any) -> int:
+    out = 0
+    for p in parts:
+        value = p.inner if isinstance(p, Holder) else p
+        out += sum(value) if isinstance(value, list) else value
+    return out
+
+
+def explode(x: int) -> int:
+    raise KeyError(f"no {x}")
+
+
+def nested(n: int) -> int:
+    return sum(jf.gather([jf.submit(pow, 3, i) for i in range(n)]))
+
+
+def pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def sleepy(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+class Account:
+    def __init__(self, balance: int) -> None:
+        self.balance = balance
+        self.thread = threading.get_ident()
+
+    def deposit(self, k: int) -> int:
+        assert threading.get_ident() == self.thread
+        self.balance += k
+        return self.balance
+
+
+def test_a_dag_with_fan_in_and_futures_inside_objects(engine: str) -> None:
+    leaves = [jf.submit(list, range(i)) for i in range(6)]
+    mids = [jf.submit(total, leaves[i], leaves[(i + 2) % 6], Holder(leaves[(i + 3) % 6])) for i in range(6)]
+    top = jf.submit(total, *mids)
+    sums = [sum(range(i)) for i in range(6)]
+    assert top.result(60) == sum(sums[i] + sums[(i + 2) % 6] + sums[(i + 3) % 6] for i in range(6))
+
+
+def test_errors_keep_their_type_and_dependents_fail_naming_the_input(engine: str) -> None:
+    bad = jf.submit(explode, 3)
+    with pytest.raises(KeyError, match="no 3"):
+        bad.result(30)
+    with pytest.raises(jf.UpstreamDependencyFailedException, match=f"input future {bad.id}"):
+        jf.submit(total, bad).result(30)
+
+
+def test_put_wait_as_completed_gather(engine: str) -> None:
+    ref = jf.put([1, 2, 3])
+    assert ref.done() and jf.submit(total, ref).result(30) == 6
+    fs = [jf.submit(pow, 2, i) for i in range(20)]
+    done, not_done = jf.wait(fs, timeout=60)
+    assert len(done) == 20 and not not_done
+    assert sorted(f.result() for f in jf.as_completed(fs, timeout=60)) == [2**i for i in range(20)]
+    assert jf.gather(fs) == [2**i for i in range(20)]
+
+
+def test_actors_keep_state_and_order_on_their_own_thread(engine: str) -> None:
+    account = jf.create_actor(Account, 100).result(30)
+    calls = [account.deposit(1) for _ in range(50)]
+    assert [c.result(60) for c in calls] == list(range(101, 151))
+    assert jf.submit(total, calls[-1]).result(30) == 150  # a call's result is an input
+    jf.kill_actor(account)
+    with pytest.raises(jf.ActorDiedError):
+        account.deposit(1).result(30)
+
+
+def test_nested_submission(engine: str) -> None:
+    assert jf.submit(nested, 4).result(60) == 1 + 3 + 9 + 27
+
+
+def test_impossible_requirements_fail_at_once(engine: str) -> None:
+    with pytest.raises(jf.UnsatisfiableRequirementError):
+        jf.submit(pow, 2, 2, min_gpu=64)
+
+
+def test_cancel_before_it_runs_and_timeouts(engine: str) -> None:
+    slow = jf.submit(sleepy, 1.0)
+    with pytest.raises(jf.FutureTimeoutError):
+        slow.result(0.05)
+    assert slow.result(30) == "slept"
+    blocked = [jf.submit(sleepy, 0.5) for _ in range(6)]
+    last = blocked[-1]
+    assert last.cancel() and last.cancelled()
+    with pytest.raises(jf.FutureCancelledError):
+        last.result(1)
+
+
+def test_shutdown_fails_what_is_unfinished(engine: str) -> None:
+    pending = jf.submit(sleepy, 30)
+    jf.shutdown()
+    with pytest.raises(jf.ClusterClosedError):
+        pending.result(5)
+    with pytest.raises(jf.ClusterClosedError):
+        jf.submit(pow, 2, 2)
+
+
+def test_a_worker_process_runs_the_work(engine: str) -> None:
+    import os
+
+    assert jf.submit(pid).result(30) != os.getpid()
