@@ -39,7 +39,8 @@ def card(client: Any) -> str:
     gpus = sum(w["capacity"].get("gpu", 0) for w in alive)
     ram = sum(w["capacity"].get("ram", 0) for w in alive)
     rss = sum(w["rss"] for w in alive)
-    kernel = st["kernel_store"]
+    kernel = st.get("kernel_store") or {"used": 0, "capacity": 0}  # where the engine has one
+    where = "in Dask workers' memory" if client.backend.name == "dask" else "in shared memory"
     used = kernel["used"] + sum(w["store_used"] for w in workers)
     capacity = kernel["capacity"] + sum(w["store_capacity"] for w in workers)
     objects = st["objects"]
@@ -50,7 +51,7 @@ def card(client: Any) -> str:
         ("Memory", f"{h.nbytes(ram)} offered · {h.nbytes(rss)} in use (RSS)"),
         (
             "Store",
-            f"{h.nbytes(used)} / {h.nbytes(capacity)} in shared memory · {objects['count']:,} objects"
+            f"{h.nbytes(used)} / {h.nbytes(capacity)} {where} · {objects['count']:,} objects"
             + (f" · {h.nbytes(objects['spilled'])} spilled" if objects["spilled"] else ""),
         ),
         ("Futures", counts),
