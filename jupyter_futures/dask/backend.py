@@ -310,6 +310,24 @@ class DaskBackend:
                 )
         return {"workers": addrs, "allow_other_workers": follow} if addrs else {}
 
+    @staticmethod
+    def _beside(locality: Any) -> list[Future[Any]]:
+        """The futures a locality names: inputs of the work, so Dask runs it beside them."""
+        reqs = locality if isinstance(locality, (list, tuple)) else [locality]
+        return [r for r in reqs if isinstance(r, Future)]
+
+    def _beside_keys(self, locality: Any) -> list[Any]:
+        """The values ``jf.locality(f)`` results point at, as inputs too: if the worker
+        holding one died, the work waits for it to be rebuilt and runs beside the new copy
+        (the restriction to the dead worker is loose), instead of waiting for ever."""
+        reqs = locality if isinstance(locality, (list, tuple)) else [locality]
+        out = []
+        for r in reqs:
+            rec = self._records.get(r.future_id) if isinstance(r, LocalityRequirement) else None
+            if rec is not None and rec.dfut is not None and rec.kind != "actor":
+                out.append(rec.dfut)
+        return out
+
     def locality(self, f: Future[Any]) -> list[LocalityRequirement]:
         f.result()
         rec = self._records.get(f.id)
@@ -340,12 +358,7 @@ class DaskBackend:
         self._check_open()
         options = self._placement(min_cpu, min_ram, min_gpu, resources, locality)
         blob, deps = pack((args, kwargs))
-        near = [
-            r
-            for r in (locality if isinstance(locality, (list, tuple)) else [locality])
-            if isinstance(r, Future)
-        ]
-        deps += [r for r in near if all(r is not d for d in deps)]  # inputs, so Dask runs beside them
+        deps += [r for r in self._beside(locality) if all(r is not d for d in deps)]
         self._check_ours(deps)
         label = name or str(getattr(fn, "__name__", "task"))
         rec, f = self._new_record("task", label)
@@ -354,6 +367,7 @@ class DaskBackend:
 
         def send() -> None:
             where, inputs, values = locate(deps, self._dask_future)
+            inputs += self._beside_keys(locality)
             rec.dfut = self._client.submit(
                 remote.run_task,
                 spec,

@@ -301,3 +301,17 @@ def test_tasks_call_actors_through_their_handles(dask_client: jf.Client) -> None
         range(12, 17)
     )
     assert counter.add(0).result(30) == 16
+
+
+def test_a_locality_to_a_dead_worker_follows_the_rebuilt_value(
+    dask_client: jf.Client, dask_cluster: DaskCluster
+) -> None:
+    dask_cluster.wait_for_workers(2)
+    block = jf.submit(make, 9)
+    [here] = jf.locality(block)
+    os.kill(dask_cluster.worker_pids()[here.worker], signal.SIGKILL)
+    moved = jf.submit(where_am_i, locality=here)
+    where = moved.result(90)
+    assert where != here.worker
+    [now] = jf.locality(block)  # rebuilt, beside the work that asked for it
+    assert now.worker == where and block.result() == [9, 10, 11]

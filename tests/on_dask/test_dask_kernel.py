@@ -57,6 +57,12 @@ def test_remote_cells_and_live_output_in_the_submitting_cell_on_dask(dask_cluste
             "print(json.dumps([sum(map(len, keys.values())), jf.status()['futures']]))"
         )
         k.wait_for(lambda: (s := k.json(check))[0] == 0 and s[1].get("cancelled"), timeout=30)
+        # the widgets and the dashboard show the Dask cluster
+        k.run("f = jf.submit(pow, 2, 5)\nf")  # a future widget
+        k.wait_for(lambda: any("done" in str(m["content"]) for m in k.of("comm_msg")), timeout=30)
+        k.run("d = jf.dashboard()\nd")
+        snapshot = k.run("d.tick()\nprint(d.text)")
+        assert "2 workers" in snapshot and "done" in snapshot, snapshot
         k.run("jf.shutdown()")
     finally:
         stop(k)
