@@ -27,7 +27,9 @@ import asyncio
 import contextlib
 import copy
 import itertools
+import logging
 import os
+import queue
 import secrets
 import threading
 import time
@@ -55,6 +57,7 @@ from . import worker as remote
 from .packing import locate, pack
 
 T = TypeVar("T")
+log = logging.getLogger("jupyter_futures")
 KEEP_RECORDS = 10_000  # settled futures the views remember
 _backends: weakref.WeakValueDictionary[str, DaskBackend] = weakref.WeakValueDictionary()
 
@@ -158,6 +161,10 @@ class DaskBackend:
         self._nested_roots: dict[int, int] = {}
         self._caller = secrets.token_hex(6)  # this client, as a caller of actors
         self._sending: set[asyncio.Future[None]] = set()
+        self._unwatched: list[tuple[_Record, Any]] = []
+        self._watch_scheduled = False
+        self._settle_q: queue.SimpleQueue[tuple[_Record, Any] | None] = queue.SimpleQueue()
+        self._settler: threading.Thread | None = None
         self._handler: OutputHandler | None = None
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
         self._pids: dict[str, int] = {}
@@ -381,7 +388,7 @@ class DaskBackend:
                 retries=max_retries or None,
                 **options,
             )
-            rec.dfut.add_done_callback(lambda d: self._settled(rec, d))
+            self._watch(rec, rec.dfut)
 
         self._when_sendable(rec, send)
         return f
@@ -445,6 +452,53 @@ class DaskBackend:
         return f
 
     # -- settling --------------------------------------------------------------------------
+    def _watch(self, rec: _Record, dfut: Any) -> None:
+        """Settle ``rec`` when ``dfut`` finishes. Not ``dfut.add_done_callback``: that wakes
+        the client's event loop once per future (a self-pipe write, as costly here as the
+        submit itself); here one wake starts the watchers of a whole burst, each awaits its
+        Dask future's state on the loop and settles it there when only waiters are to be
+        woken; a future with callbacks is settled by one thread of ours, so user callbacks
+        do not run on Dask's loop."""
+        with self._lock:
+            self._unwatched.append((rec, dfut))
+            if self._watch_scheduled:
+                return
+            self._watch_scheduled = True
+            if self._settler is None:
+                self._settler = threading.Thread(
+                    target=self._settle_loop, name="jupyter-futures-dask-settle", daemon=True
+                )
+                self._settler.start()
+        self._client.loop.add_callback(self._start_watchers)
+
+    def _start_watchers(self) -> None:
+        with self._lock:
+            batch, self._unwatched = self._unwatched, []
+            self._watch_scheduled = False
+        for rec, dfut in batch:
+            task = asyncio.ensure_future(self._watch_one(rec, dfut))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _watch_one(self, rec: _Record, dfut: Any) -> None:
+        state = getattr(dfut, "_state", None)
+        if state is None:  # not the Dask future we know: its own callback, then
+            dfut.add_done_callback(lambda d: self._settled(rec, d))
+            return
+        await state.wait()
+        f = rec.future
+        if f is None or not f._done_callbacks:  # type: ignore[attr-defined]
+            self._settled(rec, dfut)  # only waiters to wake: at once, here
+        else:
+            self._settle_q.put((rec, dfut))
+
+    def _settle_loop(self) -> None:
+        while (item := self._settle_q.get()) is not None:
+            try:
+                self._settled(*item)
+            except Exception:  # one bad settle must not stop the others
+                log.exception("settling a Dask future failed")
+
     def _settled(self, rec: _Record, dfut: Any) -> None:
         status = dfut.status
         if status == "finished":
@@ -458,10 +512,13 @@ class DaskBackend:
                     errors.UpstreamDependencyFailedException(f"an input of future {rec.fid} was cancelled"),
                 )
         else:
-            try:
-                exc = dfut.exception(timeout=30)
-            except Exception as why:  # the scheduler went away meanwhile
-                exc = why
+            state = getattr(dfut, "_state", None)
+            exc = getattr(state, "exception", None) if state is not None else None
+            if exc is None:
+                try:
+                    exc = dfut.exception(timeout=30)
+                except Exception as why:  # the scheduler went away meanwhile
+                    exc = why
             self._fail(rec, self._error(rec, exc))
 
     def _error(self, rec: _Record, exc: BaseException | None) -> BaseException:
@@ -1031,6 +1088,7 @@ class DaskBackend:
                         f"the cluster was shut down before future {r.fid} ({r.name}) finished"
                     )
                 )
+        self._stop_settler()
         if self._in_worker:
             return
         try:
@@ -1057,6 +1115,12 @@ class DaskBackend:
             for a in actors:
                 a.dfut = None
             self._close_client()
+
+    def _stop_settler(self) -> None:
+        self._settle_q.put(None)
+        t = self._settler
+        if t is not None and t is not threading.current_thread():
+            t.join(2.0)
 
     def _close_client(self) -> None:
         if self._owns_client:

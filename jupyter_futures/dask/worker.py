@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import io
 import itertools
 import os
@@ -35,6 +36,7 @@ import platform
 import queue
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -239,7 +241,7 @@ def run_task(
 
     worker = get_worker()
     session = _session(spec.session)
-    worker.loop.add_callback(_announce_if_still_running, worker, session, spec)
+    _announcer.add(worker, session, spec)
     if spec.no_recon:
         _claim(spec)
     try:
@@ -270,15 +272,41 @@ def run_task(
 ANNOUNCE_AFTER = 0.05  # seconds a task runs before the kernel hears where (a short one: never)
 
 
-def _announce_if_still_running(worker: Any, session: _Session, spec: TaskSpec) -> None:
-    """On the worker's loop: a task still running after ANNOUNCE_AFTER tells its kernel
-    where it runs (the widgets' "running on"); short tasks cost no message."""
+class _Announcer:
+    """Tells a kernel where its task runs, once the task has run ANNOUNCE_AFTER seconds.
 
-    def announce() -> None:
-        if spec.key in session.running:
-            worker.log_event(topic(spec.session), {"fid": spec.fid, "start": worker.address})
+    One thread per worker process sleeps until the earliest announcement is due (no
+    polling); a task registers with a heap push, and wakes the thread only when it is the
+    first one waiting. A task done by then is skipped, so short tasks cost no message."""
 
-    worker.loop.call_later(ANNOUNCE_AFTER, announce)
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Any, _Session, TaskSpec]] = []
+        self._cond = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, worker: Any, session: _Session, spec: TaskSpec) -> None:
+        with self._cond:
+            heapq.heappush(
+                self._due, (time.monotonic() + ANNOUNCE_AFTER, next(self._order), worker, session, spec)
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="jf-announce", daemon=True)
+                self._thread.start()
+            elif len(self._due) == 1:
+                self._cond.notify()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, worker, session, spec = heapq.heappop(self._due)
+            if spec.key in session.running:
+                worker.log_event(topic(spec.session), {"fid": spec.fid, "start": worker.address})
+
+
+_announcer = _Announcer()
 
 
 def _claim(spec: TaskSpec) -> None:
