@@ -90,11 +90,13 @@ class DaskCluster:
         for i in range(n_workers):
             self.add_worker(i)
 
-    def _start(self, args: list[str], name: str, prefix: list[str] | None = None) -> subprocess.Popen[bytes]:
+    def _start(
+        self, args: list[str], name: str, prefix: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
         p = subprocess.Popen(
             [*(prefix if prefix is not None else self.prefix), sys.executable, "-m", *args],
-            env=_env(),
+            env=_env(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.tmp,
@@ -116,7 +118,11 @@ class DaskCluster:
         raise TimeoutError(f"the Dask scheduler wrote no address in {timeout} s: {self.log('scheduler')}")
 
     def add_worker(
-        self, i: int, resources: list[str] | None = None, prefix: list[str] | None = None
+        self,
+        i: int,
+        resources: list[str] | None = None,
+        prefix: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         args = [
             "distributed.cli.dask_worker",
@@ -135,7 +141,7 @@ class DaskCluster:
         ]
         for r in resources if resources is not None else self._resources:
             args += ["--resources", r]
-        p = self._start(args, f"worker-{i}", prefix)
+        p = self._start(args, f"worker-{i}", prefix, env)
         self.workers.append(p)
         return p
 

@@ -3,6 +3,7 @@ worker on its own loopback address (see ``dask_cluster.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -315,3 +316,59 @@ def test_a_locality_to_a_dead_worker_follows_the_rebuilt_value(
     assert where != here.worker
     [now] = jf.locality(block)  # rebuilt, beside the work that asked for it
     assert now.worker == where and block.result() == [9, 10, 11]
+
+
+def test_connect_names_the_workers_that_cannot_run_this_kernels_work(tmp_path: Any) -> None:
+    from dask_cluster import TESTS
+
+    other = tmp_path / "other-version"
+    (other / "jupyter_futures-0.0.1.dist-info").mkdir(parents=True)
+    (other / "jupyter_futures-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: jupyter_futures\nVersion: 0.0.1\n"
+    )
+    missing = tmp_path / "missing"
+    (missing / "jupyter_futures").mkdir(parents=True)
+    (missing / "jupyter_futures" / "__init__.py").write_text(
+        "raise ImportError('jupyter_futures is not installed')\n"
+    )
+    cluster = DaskCluster(tmp_path, n_workers=0)
+    try:
+        for i, folder in enumerate((other, missing)):
+            path = os.pathsep.join(map(str, (folder, TESTS, TESTS / "on_dask")))
+            cluster.add_worker(i, env={"PYTHONPATH": path})
+        cluster.add_worker(2)
+        cluster.wait_for_workers(3)
+        with pytest.raises(jf.errors.WorkerEnvironmentError) as info:
+            jf.init(address=cluster.address)
+        text = str(info.value)
+        assert "2 of 3 Dask workers" in text and "127.0.0.2" in text and "127.0.0.3" in text
+        assert "127.0.0.4" not in text and "'jupyter_futures': '0.0.1'" in text
+        assert (
+            "cannot import jupyter_futures" in text
+            and f"pip install 'jupyter_futures=={jf.__version__}'" in text
+        )
+        assert jf.current.current_client_or_none() is None  # nothing half-connected is left
+    finally:
+        cluster.stop()
+
+
+def show_things() -> str:
+    from IPython.display import display
+
+    print("before")
+    display({"text/plain": "a rich value", "text/html": "<b>a rich value</b>"}, raw=True)
+    return "shown"
+
+
+def test_display_in_a_task_reaches_the_kernel_after_what_it_printed(dask_client: jf.Client) -> None:
+    got: list[tuple[int, str, str]] = []
+    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    f = jf.submit(show_things)
+    assert f.result(30) == "shown"
+    deadline = time.monotonic() + 10
+    while not any(s == "display" for _, s, _ in got) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    streams = [s for _, s, _ in got]
+    assert streams == ["stdout", "display"], got
+    bundle = json.loads(got[1][2])
+    assert bundle["data"]["text/html"] == "<b>a rich value</b>"
