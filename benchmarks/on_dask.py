@@ -6,7 +6,8 @@
 
     LocalCluster(2 workers x 1 thread, processes) ─┬─ distributed.Client        plain Dask
                                                    └─ jf.init(address=cluster)  jupyter_futures
-    each workload: one sample of each, alternating, N times; medians and jf / Dask ratios
+    each workload: one sample of each, N times, which goes first alternating; medians and
+    jf / Dask ratios
 
 Workloads: a no-op task's round trip, 2,000 no-op tasks submitted at once, an actor call's
 round trip, a 64 MiB float64 array scattered (``put``) and gathered back (``result``).
@@ -106,9 +107,13 @@ def run(repeat: int, smoke: bool) -> dict[str, Any]:
         rows: dict[str, Any] = {}
         for name, (unit, higher, d_fn, j_fn) in workloads.items():
             d_samples, j_samples = [], []
-            for _ in range(repeat):
-                d_samples.append(d_fn())
-                j_samples.append(j_fn())
+            for i in range(repeat):  # alternating which goes first: neither inherits the other's cleanup
+                if i % 2:
+                    j_samples.append(j_fn())
+                    d_samples.append(d_fn())
+                else:
+                    d_samples.append(d_fn())
+                    j_samples.append(j_fn())
             d_med, j_med = statistics.median(d_samples), statistics.median(j_samples)
             cost = (d_med / j_med) if higher else (j_med / d_med)  # >1: jupyter_futures slower
             rows[name] = {"unit": unit, "dask": d_med, "jupyter_futures": j_med, "cost": cost}

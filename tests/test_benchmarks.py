@@ -98,3 +98,20 @@ def test_cleanup_finds_tagged_process_outside_the_group(tmp_path: Path) -> None:
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+@pytest.mark.timeout(120)
+def test_smoke_on_dask_measures_both_on_one_cluster(tmp_path: Path) -> None:
+    out = tmp_path / "on_dask.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.on_dask", "--smoke", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"task_rtt", "tasks_2k", "actor_rtt", "scatter_64", "gather_64"}
+    assert all(r["dask"] > 0 and r["jupyter_futures"] > 0 and r["cost"] > 0 for r in rows.values())
+    assert "cost (jf / Dask)" in proc.stdout
