@@ -160,6 +160,18 @@ class DisplayBundle(TypedDict):
     update: bool
 
 
+def default_output(fid: int, stream: str, text: str) -> None:
+    """Where remote prints go without a Jupyter kernel's routing: this process's own
+    stdout/stderr (rich output as its plain-text part)."""
+    import sys
+
+    if stream == DISPLAY_STREAM:
+        text = display_text(text)
+    target = sys.stderr if stream == "stderr" else sys.stdout
+    target.write(text)
+    target.flush()
+
+
 def display_text(payload: str) -> str:
     """The text/plain part of a display payload, for a console that cannot show the rest."""
     try:

@@ -51,6 +51,7 @@ from ..backend import (
     Origin,
     OutputHandler,
     WorkerStatus,
+    default_output,
 )
 from ..futures import Future, FutureInfo
 from . import worker as remote
@@ -165,7 +166,7 @@ class DaskBackend:
         self._watch_scheduled = False
         self._settle_q: queue.SimpleQueue[tuple[_Record, Any] | None] = queue.SimpleQueue()
         self._settler: threading.Thread | None = None
-        self._handler: OutputHandler | None = None
+        self._handler: OutputHandler = default_output
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
         self._pids: dict[str, int] = {}
         self._tls = threading.local()
@@ -183,6 +184,12 @@ class DaskBackend:
     def _check_workers(self) -> None:
         mine = remote.versions()
         answers = self._client.run(remote.versions, on_error="return")
+        try:  # the scheduler unpickles task graphs too, so it needs the package as well
+            answers["scheduler " + str(self._client.scheduler.address)] = self._client.run_on_scheduler(
+                remote.versions
+            )
+        except Exception as exc:
+            answers["scheduler " + str(self._client.scheduler.address)] = exc
         bad = {addr: v for addr, v in answers.items() if not isinstance(v, dict) or v != mine}
         if not bad:
             return
@@ -191,8 +198,9 @@ class DaskBackend:
             for addr, v in sorted(bad.items())
         ]
         raise errors.WorkerEnvironmentError(
-            f"{len(bad)} of {len(answers)} Dask workers cannot run this kernel's work (the kernel runs "
-            f"jupyter_futures {mine['jupyter_futures']} on Python {mine['python']}):\n"
+            f"{len(bad)} of {len(answers)} Dask processes (workers and scheduler) cannot run this "
+            f"kernel's work (the kernel runs jupyter_futures {mine['jupyter_futures']} "
+            f"on Python {mine['python']}):\n"
             + "\n".join(lines)
             + f"\nInstall the same version there: pip install 'jupyter_futures=={mine['jupyter_futures']}' "
             "in each worker's environment (or its image), then restart those workers."
@@ -247,9 +255,15 @@ class DaskBackend:
         locality: Any,
     ) -> dict[str, Any]:
         asked = {"cpu": min_cpu, "ram": min_ram, "gpu": min_gpu, **(resources or {})}
+        for reserved in ("cpu", "ram", "gpu"):
+            if reserved in (resources or {}):
+                raise ValueError(f"use min_{reserved}= rather than resources={{{reserved!r}: ...}}")
+        named = {"cpu": "min_cpu", "ram": "min_ram", "gpu": "min_gpu"}
         for k, v in asked.items():
             if not isinstance(v, (int, float)) or v < 0 or v != v:
-                raise ValueError(f"{k} must be a non-negative number, got {v!r}")
+                raise ValueError(
+                    f"{named.get(k, f'resources[{k!r}]')} must be a non-negative number, got {v!r}"
+                )
         workers = self._workers()
         advertised = {r for w in workers.values() for r in (w.get("resources") or {})}
         wanted: dict[str, float] = {str(k): float(v) for k, v in (resources or {}).items() if v}
@@ -288,10 +302,16 @@ class DaskBackend:
             return (w.get("nthreads", 0), w.get("memory_limit", 0))
 
         addr, w = max(workers.items(), key=lambda kv: size(kv[1]))
-        offers = {"cpu": w.get("nthreads", 0), "ram": w.get("memory_limit", 0), **(w.get("resources") or {})}
+        offers = {
+            "cpu": w.get("nthreads", 0),
+            "ram": int(w.get("memory_limit") or 0),
+            **(w.get("resources") or {}),
+        }
         want = ", ".join(f"{k}={v:g}" for k, v in asked.items() if v)
-        have = ", ".join(f"{k}={v:g}" for k, v in offers.items())
-        return f"no Dask worker can ever meet {want}: the largest worker ({addr}) offers {have}"
+        have = ", ".join(
+            f"{k}={v / 2**30:.3g} GiB" if k == "ram" else f"{k}={v:g}" for k, v in offers.items()
+        )
+        return f"no worker can ever meet {want}: the largest Dask worker ({addr}) offers {have}"
 
     def _locality(self, locality: Any) -> dict[str, Any]:
         reqs = locality if isinstance(locality, (list, tuple)) else [locality]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -22,11 +21,11 @@ import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import LocalityRequirement, display_text
+from ..backend import LocalityRequirement, default_output
 from ..current import current_client_or_none, get_client, set_client
 from ..futures import Future, FutureInfo
 from .functions import FunctionCache
-from .protocol import DISPLAY_STREAM, DRIVER, Outcome, Requirements, TaskKind, TaskSpec
+from .protocol import DRIVER, Outcome, Requirements, TaskKind, TaskSpec
 from .serialize import (
     INLINE_LIMIT,
     STORED_ARGS,
@@ -439,15 +438,6 @@ class BaseClient:
     def waiting(self) -> Iterator[None]:
         """Around a blocking wait; a task's client gives its slot back meanwhile."""
         yield
-
-
-def default_output(tid: int, stream: str, text: str) -> None:
-    """Where remote prints go by default: this process's own stdout/stderr."""
-    if stream == DISPLAY_STREAM:  # rich output: its plain-text part
-        text = display_text(text)
-    target = sys.stderr if stream == "stderr" else sys.stdout
-    target.write(text)
-    target.flush()
 
 
 def _requirements(

@@ -43,7 +43,7 @@ DASK_ENV = {
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ, **DASK_ENV)
-    paths = (str(TESTS), str(TESTS / "on_dask"), env.get("PYTHONPATH", ""))
+    paths = (str(TESTS), str(TESTS / "on_dask"), str(TESTS / "jupyter"), env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(extra or {})
     return env

@@ -117,7 +117,7 @@ def test_remote_errors_keep_their_type_and_dependents_name_the_failed_input(dask
 
 def test_an_unsatisfiable_requirement_fails_at_once_naming_the_largest_worker(dask_client: jf.Client) -> None:
     started = time.monotonic()
-    with pytest.raises(jf.UnsatisfiableRequirementError, match=r"largest worker .*offers cpu=2"):
+    with pytest.raises(jf.UnsatisfiableRequirementError, match=r"largest Dask worker .*offers cpu=2"):
         jf.submit(make, 1, min_gpu=1)
     with pytest.raises(jf.UnsatisfiableRequirementError):
         jf.submit(make, 1, min_cpu=3)
@@ -341,7 +341,7 @@ def test_connect_names_the_workers_that_cannot_run_this_kernels_work(tmp_path: A
         with pytest.raises(jf.errors.WorkerEnvironmentError) as info:
             jf.init(address=cluster.address)
         text = str(info.value)
-        assert "2 of 3 Dask workers" in text and "127.0.0.2" in text and "127.0.0.3" in text
+        assert "2 of 4 Dask processes" in text and "127.0.0.2" in text and "127.0.0.3" in text
         assert "127.0.0.4" not in text and "'jupyter_futures': '0.0.1'" in text
         assert (
             "cannot import jupyter_futures" in text
