@@ -278,7 +278,7 @@ PUBLISHER_STOPPED = """\
 import threading as _t
 for _th in _t.enumerate():
     if _th.name == "jupyter-futures-labcomm":
-        _th.join(5)
+        _th.join(30)  # bounded; a loaded machine may take a while to finish its last snapshot
 print("publishers:", sum(_th.name == "jupyter-futures-labcomm" for _th in _t.enumerate()))
 jf.shutdown()"""
 

@@ -86,10 +86,12 @@ class SnapshotWidget(ipywidgets.HTML):  # type: ignore[misc]
 
         with self._output_lock:  # an update from the ticker thread waits for the display
             bundle = self.bundle()
-            display(bundle, raw=True, display_id=self._display_id)
+            # Noted before it is sent: an interrupt landing right after the output went out
+            # must not leave it shown but unknown (its later updates would be dropped).
             self._displayed = kernel_shell() is not None  # a console has nothing to update
             self._static = WIDGET_VIEW not in bundle
             self._published = bundle["text/html"]
+            display(bundle, raw=True, display_id=self._display_id)
 
     def _publish(self, static: bool) -> None:
         from IPython.display import update_display
