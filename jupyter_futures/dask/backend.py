@@ -384,6 +384,8 @@ class DaskBackend:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         self._check_open()
         options = self._placement(min_cpu, min_ram, min_gpu, resources, locality)
+        if not kwargs and locality is None and all(type(a) in _PLAIN for a in args):
+            return self._submit_plain(fn, args, options, max_retries, allow_reconstruction, name)
         blob, deps = pack((args, kwargs))
         deps += [r for r in self._beside(locality) if all(r is not d for d in deps)]
         self._check_ours(deps)
@@ -411,6 +413,36 @@ class DaskBackend:
             self._watch(rec, rec.dfut)
 
         self._when_sendable(rec, send)
+        return f
+
+    def _submit_plain(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        options: dict[str, Any],
+        max_retries: int,
+        allow_reconstruction: bool,
+        name: str | None,
+    ) -> Future[T]:
+        """Scalars only (no futures can hide in them): straight to Dask, pickled once."""
+        label = name or str(getattr(fn, "__name__", "task"))
+        rec, f = self._new_record("task", label)
+        spec = remote.TaskSpec(self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction)
+        try:
+            rec.dfut = self._client.submit(
+                remote.run_plain,
+                spec,
+                fn,
+                *args,
+                key=rec.key,
+                pure=False,
+                retries=max_retries or None,
+                **options,
+            )
+        except Exception as exc:
+            self._fail(rec, errors.SerializationError(f"future {rec.fid} could not be sent to Dask: {exc!r}"))
+            return f
+        self._watch(rec, rec.dfut)
         return f
 
     def _check_ours(self, deps: list[Future[Any]]) -> None:
@@ -1148,6 +1180,11 @@ class DaskBackend:
 
     def __repr__(self) -> str:
         return f"<jupyter_futures.dask.DaskBackend {self.cluster_id} on {self._client.scheduler.address}>"
+
+
+_PLAIN = frozenset({int, float, str, bool, type(None), complex})
+"""Argument types a task may pass to Dask as they are: nothing can hide inside them, and
+Dask reads none of them as part of its graph."""
 
 
 def _key_prefix(name: str) -> str:

@@ -237,13 +237,6 @@ def run_task(
     spec: TaskSpec, fn: Callable[..., Any], blob: bytes, where: Where, values: list[Any], *inputs: Any
 ) -> Any:
     """One jupyter_futures task, run by Dask on one of its worker threads."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    session = _session(spec.session)
-    _announcer.add(worker, session, spec)
-    if spec.no_recon:
-        _claim(spec)
     try:
         args, kwargs = unpack(blob, where, inputs, values)
     except Exception as exc:
@@ -251,9 +244,26 @@ def run_task(
             spec.fid,
             errors.SerializationError(f"the arguments of future {spec.fid} do not unpickle: {exc!r}"),
         ) from None
+    return _call(spec, fn, args, kwargs)
+
+
+def run_plain(spec: TaskSpec, fn: Callable[..., Any], *args: Any) -> Any:
+    """A task whose arguments are plain scalars, passed to Dask as they are (nothing to
+    find inside them, nothing to pickle twice)."""
+    return _call(spec, fn, args, {})
+
+
+def _call(spec: TaskSpec, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    from distributed import get_worker
+
+    worker = get_worker()
+    session = _session(spec.session)
+    if spec.no_recon:
+        _claim(spec)
     try:
         with session.lock:
             session.running[spec.key] = threading.get_ident()
+        _announcer.add(worker, session, spec)
         try:
             with _running(spec, worker):
                 try:

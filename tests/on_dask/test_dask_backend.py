@@ -372,3 +372,14 @@ def test_display_in_a_task_reaches_the_kernel_after_what_it_printed(dask_client:
     assert streams == ["stdout", "display"], got
     bundle = json.loads(got[1][2])
     assert bundle["data"]["text/html"] == "<b>a rich value</b>"
+
+
+def test_plain_arguments_go_to_dask_as_they_are_and_stay_values(dask_client: jf.Client) -> None:
+    existing = jf.submit(make, 1)
+    key = dask_client.backend._records[existing.id].key
+    # a string that names a Dask key is a string, not that key's value
+    assert jf.submit(str.upper, key).result(30) == key.upper()
+    assert jf.submit(pow, 2.0, 3).result(30) == 8.0
+    assert jf.submit(combine, 1, 2, 3).result(30) == 6
+    with pytest.raises(ZeroDivisionError):
+        jf.submit(boom, 0).result(30)
