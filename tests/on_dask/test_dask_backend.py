@@ -383,3 +383,24 @@ def test_plain_arguments_go_to_dask_as_they_are_and_stay_values(dask_client: jf.
     assert jf.submit(combine, 1, 2, 3).result(30) == 6
     with pytest.raises(ZeroDivisionError):
         jf.submit(boom, 0).result(30)
+
+
+def plot_and_show() -> str:
+    import matplotlib.pyplot as plt
+
+    plt.plot([1, 2, 3], [1, 4, 9])
+    plt.title("from a Dask worker")
+    plt.show()
+    return "plotted"
+
+
+def test_matplotlib_figures_of_a_task_reach_the_kernel(dask_client: jf.Client) -> None:
+    got: list[tuple[int, str, str]] = []
+    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    f = jf.submit(plot_and_show)
+    assert f.result(60) == "plotted"
+    deadline = time.monotonic() + 10
+    while not any(s == "display" for _, s, _ in got) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [figure] = [json.loads(t) for fid, s, t in got if s == "display" and fid == f.id]
+    assert figure["data"]["image/png"] and "Figure" in figure["data"]["text/plain"]
