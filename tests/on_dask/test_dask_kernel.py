@@ -41,6 +41,18 @@ def test_remote_cells_and_live_output_in_the_submitting_cell_on_dask(dask_cluste
         k.wait_for(lambda: "tick 5" in "".join(k.stream_text(first)), timeout=60)
         assert "tick" not in "".join(k.stream_text(second))
         assert "second cell" in "".join(k.stream_text(second))
+        # a task submitted by a task prints into the cell of the kernel's task it came from
+        nested = k.execute(
+            "def inner():\n"
+            "    print('inner says hi', flush=True)\n"
+            "    return 1\n"
+            "def outer():\n"
+            "    return jf.submit(inner).result(30) + 1\n"
+            "print(jf.submit(outer).result(60))"
+        )
+        k.reply(nested)
+        k.wait_for(lambda: "inner says hi" in "".join(k.stream_text(nested)), timeout=30)
+        assert "2" in "".join(k.stream_text(nested))
         # an interrupted --block cell stops its remote work
         blocked = k.execute(
             "%%remote spun --block\nprint('spinning', flush=True)\nwhile True:\n    time.sleep(0.05)"
