@@ -36,7 +36,6 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import cloudpickle
@@ -50,62 +49,16 @@ from ..backend import (
     LocalityRequirement,
     Origin,
     OutputHandler,
-    WorkerStatus,
     default_output,
 )
 from ..futures import Future, FutureInfo
 from . import worker as remote
 from .packing import locate, pack
+from .records import KEEP_RECORDS, PLAIN, ActorRecord, Held, Record, key_prefix, worker_row
 
 T = TypeVar("T")
 log = logging.getLogger("jupyter_futures")
-KEEP_RECORDS = 10_000  # settled futures the views remember
 _backends: weakref.WeakValueDictionary[str, DaskBackend] = weakref.WeakValueDictionary()
-
-
-@dataclass
-class _Record:
-    fid: int
-    name: str
-    kind: str  # task, put, actor, call
-    key: str
-    future: Future[Any] | None  # until it settles
-    deps: list[Future[Any]] = field(default_factory=list)
-    dfut: Any = None  # its distributed.Future, once sent (None once released)
-    state: str = "pending"  # pending, running, done, failed, cancelled
-    worker: str | None = None
-    root: int = 0
-    submitted: float = field(default_factory=time.monotonic)
-    started: float = 0.0
-    duration: float = 0.0
-    error: str = ""
-    cancelling: bool = False
-
-
-@dataclass
-class _Actor:
-    aid: int
-    cls_name: str
-    key: str
-    max_restarts: int
-    dfut: Any = None
-    address: str | None = None
-    state: str = "starting"  # starting, alive, restarting, dead
-    death: str = ""
-    restarts: int = 0
-    calls_done: int = 0
-    queued: int = 0
-    outbox: list[list[Any]] = field(default_factory=list)  # [call or None (not ready), ...] in call order
-    seq: int = 0  # this caller's next call number for the actor's current incarnation
-    create: Callable[[], None] = lambda: None  # (again) on a worker
-    inflight: dict[int, _Record] = field(default_factory=dict)  # calls sent, not answered
-
-
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """A value the kernel holds itself (an actor call's result)."""
-
-    value: Any
 
 
 def _connect(address: Any, timeout: float) -> tuple[Any, bool]:
@@ -157,14 +110,14 @@ class DaskBackend:
             iter(lambda: secrets.randbits(52) | 1 << 52, None) if self._in_worker else itertools.count(1)
         )
         self._lock = threading.RLock()
-        self._records: OrderedDict[int, _Record] = OrderedDict()
-        self._actors: dict[int, _Actor] = {}
+        self._records: OrderedDict[int, Record] = OrderedDict()
+        self._actors: dict[int, ActorRecord] = {}
         self._nested_roots: dict[int, int] = {}
         self._caller = secrets.token_hex(6)  # this client, as a caller of actors
         self._sending: set[asyncio.Future[None]] = set()
-        self._unwatched: list[tuple[_Record, Any]] = []
+        self._unwatched: list[tuple[Record, Any]] = []
         self._watch_scheduled = False
-        self._settle_q: queue.SimpleQueue[tuple[_Record, Any] | None] = queue.SimpleQueue()
+        self._settle_q: queue.SimpleQueue[tuple[Record, Any] | None] = queue.SimpleQueue()
         self._settler: threading.Thread | None = None
         self._handler: OutputHandler = default_output
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
@@ -225,14 +178,14 @@ class DaskBackend:
         if self._closed:
             raise errors.ClusterClosedError("this client was shut down; call jf.init() to connect again")
 
-    def _new_record(self, kind: str, name: str, actor_id: int | None = None) -> tuple[_Record, Future[Any]]:
+    def _new_record(self, kind: str, name: str, actor_id: int | None = None) -> tuple[Record, Future[Any]]:
         self._check_open()
         fid = next(self._ids)
         f: Future[Any] = Future(fid, self, name, actor_id)
         spec = self._running_spec()
         root = spec.root if spec is not None else fid
-        key = f"{_key_prefix(name)}-{self.cluster_id}-{fid}"
-        rec = _Record(fid, name, kind, key, f, root=root)
+        key = f"{key_prefix(name)}-{self.cluster_id}-{fid}"
+        rec = Record(fid, name, kind, key, f, root=root)
         with self._lock:
             self._records[fid] = rec
             self._forget_old()
@@ -384,7 +337,7 @@ class DaskBackend:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         self._check_open()
         options = self._placement(min_cpu, min_ram, min_gpu, resources, locality)
-        if not kwargs and locality is None and all(type(a) in _PLAIN for a in args):
+        if not kwargs and locality is None and all(type(a) in PLAIN for a in args):
             return self._submit_plain(fn, args, options, max_retries, allow_reconstruction, name)
         blob, deps = pack((args, kwargs))
         deps += [r for r in self._beside(locality) if all(r is not d for d in deps)]
@@ -455,13 +408,13 @@ class DaskBackend:
         if rec is not None and rec.dfut is not None:
             return rec.dfut
         payload = f._payload
-        return None if isinstance(payload, _Held) else payload
+        return None if isinstance(payload, Held) else payload
 
     def _sendable(self, d: Future[Any]) -> bool:
         rec = self._records.get(d.id)
         return d.done() or (rec is not None and rec.dfut is not None)
 
-    def _when_sendable(self, rec: _Record, send: Callable[[], None]) -> None:
+    def _when_sendable(self, rec: Record, send: Callable[[], None]) -> None:
         """Send now if every input is a Dask key or a held value; else when the rest are
         done (an actor call's result, or work waiting on one)."""
         left = [d for d in rec.deps if not self._sendable(d)]
@@ -481,7 +434,7 @@ class DaskBackend:
         for d in left:
             d.add_done_callback(one_done)
 
-    def _send(self, rec: _Record, send: Callable[[], None]) -> None:
+    def _send(self, rec: Record, send: Callable[[], None]) -> None:
         failed = next(
             (d for d in rec.deps if d.done() and (d.cancelled() or d.exception() is not None)), None
         )
@@ -504,7 +457,7 @@ class DaskBackend:
         return f
 
     # -- settling --------------------------------------------------------------------------
-    def _watch(self, rec: _Record, dfut: Any) -> None:
+    def _watch(self, rec: Record, dfut: Any) -> None:
         """Settle ``rec`` when ``dfut`` finishes. Not ``dfut.add_done_callback``: that wakes
         the client's event loop once per future (a self-pipe write, as costly here as the
         submit itself); here one wake starts the watchers of a whole burst, each awaits its
@@ -532,7 +485,7 @@ class DaskBackend:
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _watch_one(self, rec: _Record, dfut: Any) -> None:
+    async def _watch_one(self, rec: Record, dfut: Any) -> None:
         state = getattr(dfut, "_state", None)
         if state is None:  # not the Dask future we know: its own callback, then
             dfut.add_done_callback(lambda d: self._settled(rec, d))
@@ -551,7 +504,7 @@ class DaskBackend:
             except Exception:  # one bad settle must not stop the others
                 log.exception("settling a Dask future failed")
 
-    def _settled(self, rec: _Record, dfut: Any) -> None:
+    def _settled(self, rec: Record, dfut: Any) -> None:
         status = dfut.status
         if status == "finished":
             self._finish(rec, payload=dfut)
@@ -573,7 +526,7 @@ class DaskBackend:
                     exc = why
             self._fail(rec, self._error(rec, exc))
 
-    def _error(self, rec: _Record, exc: BaseException | None) -> BaseException:
+    def _error(self, rec: Record, exc: BaseException | None) -> BaseException:
         from distributed.scheduler import KilledWorker
 
         if isinstance(exc, errors.TaskFailed):
@@ -612,7 +565,7 @@ class DaskBackend:
         exc.__cause__ = cause
         return exc
 
-    def _finish(self, rec: _Record, payload: Any = None, cancelled: bool = False) -> None:
+    def _finish(self, rec: Record, payload: Any = None, cancelled: bool = False) -> None:
         with self._lock:
             if rec.state in ("done", "failed", "cancelled"):
                 return
@@ -626,7 +579,7 @@ class DaskBackend:
                 info=FutureInfo(duration=rec.duration, worker=rec.worker),
             )
 
-    def _fail(self, rec: _Record, exc: BaseException) -> None:
+    def _fail(self, rec: Record, exc: BaseException) -> None:
         with self._lock:
             if rec.state in ("done", "failed", "cancelled"):
                 return
@@ -669,7 +622,7 @@ class DaskBackend:
     # -- what a Future asks ---------------------------------------------------------------
     def load(self, f: Future[Any], writable: bool) -> Any:
         payload = f._payload
-        if isinstance(payload, _Held):
+        if isinstance(payload, Held):
             value = payload.value
         else:
             try:
@@ -770,7 +723,7 @@ class DaskBackend:
         rec, f = self._new_record("actor", cls.__name__)
         f.actor_id = rec.fid
         rec.deps = deps
-        actor = _Actor(rec.fid, cls.__name__, rec.key, max_restarts)
+        actor = ActorRecord(rec.fid, cls.__name__, rec.key, max_restarts)
         with self._lock:
             self._actors[rec.fid] = actor
         handle = ActorHandle(rec.fid, cls.__name__, public_methods(cls), self)
@@ -801,7 +754,7 @@ class DaskBackend:
         self._when_sendable(rec, send)
         return f
 
-    def _actor_started(self, rec: _Record, actor: _Actor, handle: ActorHandle, dfut: Any) -> None:
+    def _actor_started(self, rec: Record, actor: ActorRecord, handle: ActorHandle, dfut: Any) -> None:
         if dfut.status != "finished":
             actor.state = "dead"
             if actor.restarts:
@@ -825,7 +778,7 @@ class DaskBackend:
                 ["jupyter-futures", self.cluster_id, "actors", str(actor.aid)],
                 {"key": actor.key, "address": actor.address, "class": actor.cls_name},
             )
-        self._finish(rec, payload=_Held(handle))  # once: a restart finds it settled
+        self._finish(rec, payload=Held(handle))  # once: a restart finds it settled
         self._client.loop.add_callback(self._flush, actor)
 
     def _holder(self, dfut: Any) -> str:
@@ -835,7 +788,7 @@ class DaskBackend:
             raise errors.ObjectLost(f"no Dask worker holds {dfut.key}")
         return str(who[0])
 
-    def _actor_of(self, actor: Any) -> _Actor:
+    def _actor_of(self, actor: Any) -> ActorRecord:
         aid = actor.id if isinstance(actor, ActorHandle) else getattr(actor, "actor_id", None)
         record = self._actors.get(aid) if aid is not None else None
         if record is None and self._in_worker and isinstance(aid, int):
@@ -844,13 +797,15 @@ class DaskBackend:
             raise TypeError(f"expected an actor handle (from create_actor), got {type(actor).__name__}")
         return record
 
-    def _actor_from_kernel(self, aid: int) -> _Actor | None:
+    def _actor_from_kernel(self, aid: int) -> ActorRecord | None:
         """A handle that came into a task: where its kernel said the actor lives."""
         try:
             info = self._client.get_metadata(["jupyter-futures", self.cluster_id, "actors", str(aid)])
         except KeyError:
             return None
-        a = _Actor(aid, str(info["class"]), str(info["key"]), 0, address=str(info["address"]), state="alive")
+        a = ActorRecord(
+            aid, str(info["class"]), str(info["key"]), 0, address=str(info["address"]), state="alive"
+        )
         with self._lock:
             return self._actors.setdefault(aid, a)
 
@@ -893,7 +848,7 @@ class DaskBackend:
             d.add_done_callback(ready)
         return f
 
-    def _flush(self, a: _Actor) -> None:
+    def _flush(self, a: ActorRecord) -> None:
         """On the client's loop: send the calls that are ready, in call order, each as its
         own rpc numbered by this caller's sequence (the actor runs them in that order)."""
         if a.state != "alive":
@@ -912,7 +867,7 @@ class DaskBackend:
             self._sending.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(self._sending.discard)
 
-    async def _actor_rpc(self, a: _Actor, function: str, *args: str | int | bytes) -> Any:
+    async def _actor_rpc(self, a: ActorRecord, function: str, *args: str | int | bytes) -> Any:
         """``function(*args)`` of the actor's host; plain arguments (msgpack carries them
         as they are, with no serializer negotiation per argument)."""
         from distributed.actor import ProxyRPC
@@ -933,7 +888,7 @@ class DaskBackend:
             raise answer["exception"]
         return answer["result"]
 
-    async def _send_call(self, a: _Actor, rec: _Record, seq: int, call: remote.ActorCall) -> None:
+    async def _send_call(self, a: ActorRecord, rec: Record, seq: int, call: remote.ActorCall) -> None:
         try:
             value = await self._actor_rpc(a, "call", self._caller, seq, cloudpickle.dumps(call, protocol=5))
         except errors.TaskFailed as exc:
@@ -945,14 +900,14 @@ class DaskBackend:
             )
         else:
             if call.method is not None:
-                self._finish(rec, payload=_Held(value))
+                self._finish(rec, payload=Held(value))
         with self._lock:
             a.inflight.pop(rec.fid, None)
             if call.method is not None:
                 a.queued -= 1
                 a.calls_done += 1
 
-    def _actor_lost(self, a: _Actor, exc: BaseException) -> None:
+    def _actor_lost(self, a: ActorRecord, exc: BaseException) -> None:
         if a.state in ("dead", "restarting"):
             return
         why = f"its Dask worker {a.address} is gone ({type(exc).__name__}: {exc})"
@@ -968,7 +923,7 @@ class DaskBackend:
         if a.dfut is not None:
             self._client.loop.add_callback(self._client._cancel, [a.dfut])  # else Dask makes it again
 
-    def _fail_outbox(self, a: _Actor) -> None:
+    def _fail_outbox(self, a: ActorRecord) -> None:
         """The calls of a dead actor not sent yet fail (later ones fail at once)."""
         with self._lock:
             left, a.outbox = a.outbox, []
@@ -979,7 +934,7 @@ class DaskBackend:
                     slot[0][0], errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {a.death}")
                 )
 
-    async def _restart_actor(self, a: _Actor) -> None:
+    async def _restart_actor(self, a: ActorRecord) -> None:
         """Dask does not make an actor again when its worker dies (its key errs), so it is
         created again here, from its constructor arguments, under a new key; calls from
         here on go to the new one once it has started."""
@@ -1010,7 +965,7 @@ class DaskBackend:
         return LocalityRequirement(a.address, a.aid)
 
     # -- views -----------------------------------------------------------------------------
-    def _view(self, r: _Record) -> FutureView:
+    def _view(self, r: Record) -> FutureView:
         elapsed = time.monotonic() - r.started if r.state == "running" else r.duration
         waiting = sum(1 for d in r.deps if not d.done()) if r.state == "pending" else 0
         return FutureView(r.fid, r.name, r.state, waiting, r.worker, elapsed, r.error)
@@ -1063,30 +1018,10 @@ class DaskBackend:
         if unknown:
             with contextlib.suppress(Exception):
                 self._pids.update(self._client.run(os.getpid, workers=unknown, on_error="return"))
-        rows: list[WorkerStatus] = []
-        for addr, w in sorted(workers.items()):
-            m = w.get("metrics") or {}
-            spilled = m.get("spilled_bytes") or {}
-            rows.append(
-                {
-                    "id": addr,
-                    "pid": p if isinstance(p := self._pids.get(addr), int) else None,
-                    "alive": True,
-                    "cpu_percent": float(m.get("cpu", 0.0)),
-                    "rss": int(m.get("memory", 0)),
-                    "store_used": int(m.get("managed_bytes", 0)),
-                    "store_capacity": int(w.get("memory_limit") or 0),
-                    "spilled": int(spilled.get("disk", 0) if isinstance(spilled, dict) else 0),
-                    "objects": int((m.get("task_counts") or {}).get("memory", 0)),
-                    "actors": [int(a["id"] or 0) for a in actors if a["worker"] == addr],
-                    "running": running.get(addr, []),
-                    "capacity": {
-                        "cpu": float(w.get("nthreads", 0)),
-                        "ram": float(w.get("memory_limit") or 0),
-                        **{str(k): float(v) for k, v in (w.get("resources") or {}).items()},
-                    },
-                }
-            )
+        rows = [
+            worker_row(addr, w, self._pids.get(addr), actors, running.get(addr, []))
+            for addr, w in sorted(workers.items())
+        ]
         return {
             "cluster": self.cluster_id,
             "workers": rows,
@@ -1182,17 +1117,6 @@ class DaskBackend:
         return f"<jupyter_futures.dask.DaskBackend {self.cluster_id} on {self._client.scheduler.address}>"
 
 
-_PLAIN = frozenset({int, float, str, bool, type(None), complex})
-"""Argument types a task may pass to Dask as they are: nothing can hide inside them, and
-Dask reads none of them as part of its graph."""
-
-
-def _key_prefix(name: str) -> str:
-    """A Dask key prefix from a future's name (Dask's dashboard groups keys by it)."""
-    clean = "".join(c if c.isalnum() or c in "_." else "_" for c in name)[:60]
-    return clean or "task"
-
-
 def _forget_on_scheduler() -> Callable[..., Any]:
     """A function for ``run_on_scheduler`` that needs nothing of ours there (the scheduler
     may run without jupyter_futures): it drops the session's allow_reconstruction marks."""
@@ -1222,7 +1146,7 @@ def _rebuild_future(session: str, fid: int, key: str, name: str) -> Future[Any]:
             return rec.future
         dfut: Any = DaskFuture(key, backend._client)
         f: Future[Any] = Future(fid, backend, name)
-        rec = _Record(fid, name, "task", key, f, dfut=dfut)
+        rec = Record(fid, name, "task", key, f, dfut=dfut)
         backend._records[fid] = rec
     dfut.add_done_callback(lambda d: backend._settled(rec, d))
     return f
