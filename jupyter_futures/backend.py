@@ -87,6 +87,8 @@ class ClusterStatus(TypedDict, total=False):
     actors: list[ActorStatus]
     objects: ObjectsStatus
     kernel_store: StoreStatus  # the kernel's own store, where the engine has one
+    engine: str  # the backend's name: "local", "threads", "dask"
+    address: str  # where the engine's scheduler is, where it has one ("tcp://host:8786")
 
 
 REQUIRED_STATUS_KEYS = ("cluster", "workers", "futures", "actors", "objects")
@@ -210,6 +212,10 @@ class Backend(FutureBackend, Protocol):
     def latest_futures(self, n: int) -> list[FutureView]: ...
     def failed_futures(self, n: int) -> list[FutureView]: ...
     def actor_view(self, aid: int) -> ActorView | None: ...
+    def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
+        """Bytes each future's value takes where it is stored (0: unknown or not done)."""
+        ...
+
     def actor_locality(self, actor: ActorHandle) -> Any:
         """A locality (``LocalityRequirement``) that runs work beside a live actor; None
         once it is dead."""
@@ -223,6 +229,11 @@ class Backend(FutureBackend, Protocol):
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None: ...
     def shutdown(self) -> None: ...
+
+
+def sizes_from_info(fs: list[Future[Any]]) -> list[int]:
+    """``value_sizes`` of an engine whose futures learn their size when they settle."""
+    return [f.info.nbytes if f.info is not None else 0 for f in fs]
 
 
 def iter_status_keys() -> Iterator[tuple[str, tuple[str, ...]]]:

@@ -70,6 +70,11 @@ class FutureBackend(Protocol):
         deadlock."""
         ...
 
+    def wants_value(self, f: Future[Any]) -> None:
+        """A thread is about to block for ``f``'s value: an engine whose values live
+        elsewhere (Dask) fetches it the moment ``f`` is done, in the same step."""
+        ...
+
 
 class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     """The eventual result of work submitted to the cluster.
@@ -149,6 +154,8 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
             inside other results (a figure, a DataFrame) are copy-on-write views,
             writable, whose writes stay in this process.
         """
+        if not self.done():
+            self._backend.wants_value(self)
         self._wait(timeout)
         try:
             marker = super().result(0)

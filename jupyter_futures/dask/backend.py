@@ -54,7 +54,7 @@ from ..backend import (
 from ..futures import Future, FutureInfo
 from . import worker as remote
 from .packing import locate, pack
-from .records import KEEP_RECORDS, PLAIN, ActorRecord, Held, Record, key_prefix, worker_row
+from .records import KEEP_RECORDS, PLAIN, ActorRecord, Fetched, Held, Record, key_prefix, worker_row
 
 T = TypeVar("T")
 log = logging.getLogger("jupyter_futures")
@@ -73,8 +73,10 @@ def _connect(address: Any, timeout: float) -> tuple[Any, bool]:
             "address= takes a scheduler address ('tcp://host:8786'), a distributed.Client or a "
             f"Dask cluster object, got {type(address).__name__}"
         )
-    try:
-        return distributed.Client(target, set_as_default=False, timeout=timeout), True
+    try:  # a cluster object itself, not its address: the client then shares the cluster's
+        # event loop, as ``distributed.Client(cluster)`` does (an in-process scheduler's
+        # messages then cross no second loop thread)
+        return distributed.Client(address, set_as_default=False, timeout=timeout), True
     except OSError as exc:
         raise errors.ClusterClosedError(
             f"no Dask scheduler answered at {target} within {timeout:g} s: {exc}"
@@ -207,6 +209,8 @@ class DaskBackend:
         resources: dict[str, float] | None,
         locality: Any,
     ) -> dict[str, Any]:
+        if min_cpu == min_ram == min_gpu == 0 and not resources and locality is None:
+            return {}  # the common case: nothing to check, no scheduler lookup
         asked = {"cpu": min_cpu, "ram": min_ram, "gpu": min_gpu, **(resources or {})}
         for reserved in ("cpu", "ram", "gpu"):
             if reserved in (resources or {}):
@@ -408,6 +412,8 @@ class DaskBackend:
         if rec is not None and rec.dfut is not None:
             return rec.dfut
         payload = f._payload
+        if isinstance(payload, Fetched):
+            return payload.dfut
         return None if isinstance(payload, Held) else payload
 
     def _sendable(self, d: Future[Any]) -> bool:
@@ -491,6 +497,15 @@ class DaskBackend:
             dfut.add_done_callback(lambda d: self._settled(rec, d))
             return
         await state.wait()
+        if rec.fetch and dfut.status == "finished":
+            # Someone blocks in result(): gather the value here, on the loop, in the same
+            # step, rather than wake them to ask the loop for it (two thread hand-offs).
+            try:
+                [value] = await self._client._gather([dfut])
+            except Exception:  # lost meanwhile, a failed gather: load() asks again
+                pass
+            else:
+                rec.fetched = Fetched(dfut, value)
         f = rec.future
         if f is None or not f._done_callbacks:  # type: ignore[attr-defined]
             self._settled(rec, dfut)  # only waiters to wake: at once, here
@@ -507,7 +522,8 @@ class DaskBackend:
     def _settled(self, rec: Record, dfut: Any) -> None:
         status = dfut.status
         if status == "finished":
-            self._finish(rec, payload=dfut)
+            self._finish(rec, payload=rec.fetched or dfut)
+            rec.fetched = None
         elif status == "cancelled":
             if rec.cancelling:
                 self._finish(rec, cancelled=True)
@@ -622,7 +638,7 @@ class DaskBackend:
     # -- what a Future asks ---------------------------------------------------------------
     def load(self, f: Future[Any], writable: bool) -> Any:
         payload = f._payload
-        if isinstance(payload, Held):
+        if isinstance(payload, (Held, Fetched)):
             value = payload.value
         else:
             try:
@@ -631,6 +647,11 @@ class DaskBackend:
             except errors.TaskFailed as exc:
                 raise exc.error from None
         return copy.deepcopy(value) if writable else value
+
+    def wants_value(self, f: Future[Any]) -> None:
+        rec = self._records.get(f.id)
+        if rec is not None and rec.kind == "task":
+            rec.fetch = True
 
     def cancel(self, f: Future[Any]) -> bool:
         rec = self._records.get(f.id)
@@ -988,6 +1009,17 @@ class DaskBackend:
             return None
         return ActorView(a.aid, a.cls_name, a.address, a.state, a.calls_done, a.queued, a.death)
 
+    def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
+        """As Dask's scheduler counts them (one question for all of ``fs``)."""
+        keys = {f.id: r.key for f in fs if (r := self._records.get(f.id)) is not None and r.state == "done"}
+        if not keys:
+            return [0] * len(fs)
+        try:
+            sizes = self._client.nbytes(list(keys.values()), summary=False)
+        except Exception:  # the scheduler is going away: sizes are unknown, not an error
+            sizes = {}
+        return [int(sizes.get(keys.get(f.id), 0)) for f in fs]
+
     def unsettled(self) -> list[Future[Any]]:
         with self._lock:
             return [r.future for r in self._records.values() if r.future is not None]
@@ -1024,6 +1056,8 @@ class DaskBackend:
         ]
         return {
             "cluster": self.cluster_id,
+            "engine": self.name,
+            "address": str(self._client.scheduler.address),
             "workers": rows,
             "futures": counts,
             "actors": actors,  # type: ignore[typeddict-item]

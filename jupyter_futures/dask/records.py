@@ -31,6 +31,8 @@ class Record:
     duration: float = 0.0
     error: str = ""
     cancelling: bool = False
+    fetch: bool = False  # a thread waits for the value: gather it as soon as it is done
+    fetched: Fetched | None = None
 
 
 @dataclass
@@ -56,6 +58,15 @@ class ActorRecord:
 class Held:
     """A value the kernel holds itself (an actor call's result)."""
 
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A Dask future and its value, gathered the moment it finished because a thread was
+    waiting for it (the future stays the input of dependents)."""
+
+    dfut: Any
     value: Any
 
 

@@ -42,6 +42,7 @@ from ..backend import (
     Origin,
     OutputHandler,
     WorkerStatus,
+    sizes_from_info,
 )
 from ..futures import Future, FutureInfo
 from .arguments import find_futures
@@ -421,6 +422,9 @@ class ThreadBackend:
     def reduce(self, f: Future[Any]) -> Any:
         return (_future, (self.cluster_id, f.id))
 
+    def wants_value(self, f: Future[Any]) -> None:
+        """Nothing to fetch: a value is already in this process."""
+
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
         """A task that waits lends its slot: a spare thread serves the queue meanwhile."""
@@ -453,6 +457,9 @@ class ThreadBackend:
     def failed_futures(self, n: int) -> list[FutureView]:
         with self._lock:
             return [self._view(t) for t in reversed(self._tasks.values()) if t.state == "failed"][:n]
+
+    def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
+        return sizes_from_info(fs)
 
     def actor_view(self, aid: int) -> ActorView | None:
         a = self._actors.get(aid)
@@ -503,6 +510,7 @@ class ThreadBackend:
         ]
         return {
             "cluster": self.cluster_id,
+            "engine": self.name,
             "workers": workers,
             "futures": counts,
             "actors": actors,  # type: ignore[typeddict-item]

@@ -17,7 +17,16 @@ import psutil
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import ActorView, ClusterStatus, FutureView, LocalityRequirement, Origin, OutputHandler
+from ..backend import (
+    ActorView,
+    ClusterStatus,
+    FutureView,
+    LocalityRequirement,
+    Origin,
+    OutputHandler,
+    sizes_from_info,
+)
+from ..futures import Future
 from . import views
 from .client_base import BaseClient
 from .cluster import LocalCluster
@@ -169,6 +178,9 @@ class LocalBackend(BaseClient):
     def actor_view(self, aid: int) -> ActorView | None:
         return views.actor(self.cluster, aid)
 
+    def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
+        return sizes_from_info(fs)
+
     def unsettled(self) -> list[Any]:
         """The kernel's futures not settled yet."""
         with self._futures_lock:
@@ -213,6 +225,7 @@ class LocalBackend(BaseClient):
         snap["objects"] = {"count": count, "bytes": nbytes, "spilled": spilled}
         snap["kernel_store"] = {"used": store.used, "capacity": store.capacity, "objects": store.objects}
         snap["cluster"] = self.cluster.id
+        snap["engine"] = self.name
         return cast(ClusterStatus, snap)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:

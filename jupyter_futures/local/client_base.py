@@ -439,6 +439,9 @@ class BaseClient:
         """Around a blocking wait; a task's client gives its slot back meanwhile."""
         yield
 
+    def wants_value(self, f: Future[Any]) -> None:
+        """Nothing to fetch: a value is read from shared memory where it lies."""
+
 
 def _requirements(
     min_cpu: float, min_ram: float, min_gpu: float, resources: dict[str, float] | None

@@ -40,6 +40,8 @@ export interface IClusterStatus {
   actors: IActorStatus[];
   objects: { count: number; bytes: number; spilled: number };
   kernel_store?: { used: number; capacity: number; objects: number };
+  engine?: string;
+  address?: string;
 }
 
 /** Kernel to panel. */

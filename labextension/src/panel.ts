@@ -43,13 +43,25 @@ function bar(label: string, used: number, text: string, kind: string): HTMLEleme
   return row;
 }
 
-function workerRow(w: IWorkerStatus): HTMLElement {
+/** Where an engine keeps its objects: our shared-memory store, or Dask's managed memory. */
+function storeName(s: IClusterStatus): { label: string; where: string } {
+  return s.engine === 'dask'
+    ? { label: 'Managed', where: "in Dask workers' memory" }
+    : { label: 'Store', where: 'in shared memory' };
+}
+
+/** A worker as the panel names it: `worker 2` locally, `127.0.0.2:40131` on Dask. */
+function workerLabel(id: number | string): string {
+  return typeof id === 'number' ? `worker ${id}` : id.replace(/^[a-z]+:\/\//, '');
+}
+
+function workerRow(w: IWorkerStatus, storeLabel: string): HTMLElement {
   const cpus = w.capacity['cpu'] || 1;
   const busy = w.running.length ? `${w.running.length} running` : 'idle';
   const head = el(
     'div',
     'jf-Cluster-rowHead',
-    el('span', 'jf-Cluster-workerName', `worker ${w.id}`),
+    el('span', 'jf-Cluster-workerName', workerLabel(w.id)),
     el('span', 'jf-Cluster-dim', w.pid === null ? '' : `pid ${w.pid}`),
     el(
       'span',
@@ -64,9 +76,10 @@ function workerRow(w: IWorkerStatus): HTMLElement {
     head,
     bar('CPU', fraction(w.cpu_percent, cpus * 100), formatPercent(w.cpu_percent / 100), 'cpu'),
     bar('RSS', fraction(w.rss, w.capacity['ram']), formatBytes(w.rss), 'rss'),
-    bar('Store', fraction(w.store_used, w.store_capacity), store, 'store')
+    bar(storeLabel, fraction(w.store_used, w.store_capacity), store, 'store')
   );
   row.dataset.workerId = String(w.id);
+  row.title = typeof w.id === 'number' ? `worker ${w.id}` : w.id;
   if (w.actors.length || w.spilled) {
     const extra = [
       w.actors.length ? `${w.actors.length} actor${w.actors.length > 1 ? 's' : ''}` : '',
@@ -103,7 +116,7 @@ function actorRow(a: IActorStatus): HTMLElement {
     'div',
     'jf-Cluster-rowHead',
     el('span', 'jf-Cluster-actorName', `${a.class} #${a.id}`),
-    el('span', 'jf-Cluster-dim', a.worker === null ? '' : `worker ${a.worker}`),
+    el('span', 'jf-Cluster-dim', a.worker === null ? '' : workerLabel(a.worker)),
     el('span', `jf-Cluster-badge jf-Cluster-actor-${a.state}`, a.state)
   );
   const calls = `${a.calls_done} call${a.calls_done === 1 ? '' : 's'} done, ${a.calls_queued} queued`;
@@ -118,11 +131,12 @@ function section(title: string, ...body: Child[]): HTMLElement {
 
 function clusterBody(s: IClusterStatus): HTMLElement[] {
   const total = Object.values(s.futures).reduce((a, b) => a + b, 0);
+  const store = storeName(s);
   return [
     section(
       `Workers (${s.workers.length})`,
       ...(s.workers.length
-        ? s.workers.map(workerRow)
+        ? s.workers.map(w => workerRow(w, store.label))
         : [el('p', 'jf-Cluster-dim', 'Starting workers…')])
     ),
     section(`Futures (${total})`, futuresRow(s.futures)),
@@ -135,7 +149,7 @@ function clusterBody(s: IClusterStatus): HTMLElement[] {
       el(
         'p',
         'jf-Cluster-objects',
-        `${s.objects.count} in shared memory, ${formatBytes(s.objects.bytes)}` +
+        `${s.objects.count} ${store.where}, ${formatBytes(s.objects.bytes)}` +
           (s.objects.spilled ? `, ${formatBytes(s.objects.spilled)} spilled to disk` : '')
       )
     )
@@ -213,7 +227,8 @@ export class ClusterPanel extends Widget {
     this.node.dataset.state = model.state;
     this._subtitle.textContent = model.notebook;
     if (model.state === 'connected' && status) {
-      this._subtitle.textContent = `${model.notebook} · cluster ${status.cluster}`;
+      const on = status.engine === 'dask' ? ` on Dask ${status.address ?? ''}` : '';
+      this._subtitle.textContent = `${model.notebook} · cluster ${status.cluster}${on}`;
       this._body.replaceChildren(...clusterBody(status));
       return;
     }

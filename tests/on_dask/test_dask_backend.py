@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+import psutil
 import pytest
 from dask_cluster import DaskCluster, dask_client, dask_cluster  # noqa: F401 - fixtures
 
@@ -197,6 +198,83 @@ def test_cancel_interrupts_running_work(dask_client: jf.Client) -> None:
         running = [k for keys in answers.values() for k in keys]
         time.sleep(0.1)
     assert running == [], "the task kept running on its worker"
+
+
+def stubborn(seconds: float) -> str:
+    """Swallows every interrupt, as code stuck in a C call would ignore it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:
+            pass
+    return "outlived its cancel"
+
+
+def test_a_task_that_ignores_its_cancel_gets_its_worker_restarted_after_the_grace(
+    dask_cluster: DaskCluster,
+) -> None:
+    dask_cluster.wait_for_workers(2)
+    c = jf.init(address=dask_cluster.address, cancel_grace=1.0)
+    try:
+        f = jf.submit(stubborn, 120)
+        deadline = time.monotonic() + 30
+        while f.state != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        host = _host(c.backend._records[f.id].worker)
+        before = {_host(a): p for a, p in dask_cluster.worker_pids().items()}
+        stuck = psutil.Process(before[host])
+        assert f.cancel() and f.cancelled()
+        stuck.wait(timeout=60)  # its nanny stops the stuck process after the grace ...
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ... and starts a fresh one on the same host
+            now = {_host(a): p for a, p in dask_cluster.worker_pids().items()}
+            if len(now) == 2 and now.get(host) not in (None, before[host]):
+                break
+            time.sleep(0.1)
+        assert now[host] != before[host], (before, now)
+        assert all(now[h] == p for h, p in before.items() if h != host), "only its worker restarts"
+        assert jf.submit(pow, 2, 5).result(60) == 32
+    finally:
+        c.shutdown()
+
+
+def _host(address: str | None) -> str:
+    return str(address).rsplit(":", 1)[0]  # tcp://127.0.0.2:41234 -> tcp://127.0.0.2
+
+
+def _window(seconds: float) -> tuple[float, float, str]:
+    from distributed import get_worker
+
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time(), str(get_worker().name)
+
+
+def test_cpu_and_memory_requirements_use_the_workers_resources(tmp_path: Any) -> None:
+    """Workers that advertise CPU and MEMORY resources: min_cpu and min_ram are counted
+    against them, so two min_cpu=2 tasks on a 2-CPU worker run one after the other, and
+    they never go to a worker offering less."""
+    cluster = DaskCluster(tmp_path, n_workers=0, nthreads=4)
+    cluster.add_worker(0, resources=["CPU=2 MEMORY=2e9"])
+    cluster.add_worker(1, resources=["CPU=1 MEMORY=1e9"])
+    try:
+        cluster.wait_for_workers(2)
+        c = jf.init(address=cluster.address)
+        try:
+            both = [jf.submit(_window, 1.0, min_cpu=2) for _ in range(2)]
+            (_, e1, w1), (s2, _, w2) = sorted(jf.gather(both, timeout=60))
+            assert w1 == w2 == "w0", "only w0 offers CPU=2"
+            assert s2 >= e1 - 0.05, "the second ran while the first held both CPUs"
+            big = [jf.submit(_window, 0.5, min_ram=1.5e9) for _ in range(2)]
+            assert {w for _, _, w in jf.gather(big, timeout=60)} == {"w0"}
+            assert len(jf.gather([jf.submit(_window, 0.1, min_cpu=1) for _ in range(4)], timeout=60)) == 4
+            with pytest.raises(jf.UnsatisfiableRequirementError, match="cpu=3"):
+                jf.submit(_window, 0, min_cpu=3)
+        finally:
+            c.shutdown()
+    finally:
+        cluster.stop()
 
 
 def test_output_reaches_the_kernel_tagged_with_its_future(dask_client: jf.Client) -> None:

@@ -1,4 +1,4 @@
-// Drive JupyterLab in headless Chromium through a list of steps; used by tests/test_ui.py.
+// Drive JupyterLab in headless Chromium through a list of steps; used by tests/lab_browser.py.
 //
 //   node lab.mjs <config.json>
 //

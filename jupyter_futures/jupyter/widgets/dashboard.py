@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ...backend import FutureView
+from ...backend import FutureView, sizes_from_info
 from ...futures import Future
 from . import html as h
 from .base import SnapshotWidget
@@ -96,11 +97,12 @@ class Dashboard(SnapshotWidget):
             self._failures = self.client.backend.failed_futures(FAILURES)
             self._failed_seen = failed
         rss = {w["id"]: w["rss"] for w in workers}
+        on_dask = st.get("engine") == "dask"
         parts = [
-            self._workers(workers),
+            self._workers(workers, "managed" if on_dask else "store"),
             self._futures(counts, latest),
             self._actors(st["actors"], rss),
-            self._store(objects),
+            self._store(objects, "in Dask workers' memory" if on_dask else "in shared memory"),
         ]
         futures = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no futures"
         text = (
@@ -109,7 +111,7 @@ class Dashboard(SnapshotWidget):
         )
         return "".join(parts), text
 
-    def _workers(self, workers: list[dict[str, Any]]) -> str:
+    def _workers(self, workers: list[dict[str, Any]], store: str) -> str:
         rows = []
         for w in workers:
             cpu = w["cpu_percent"]
@@ -131,7 +133,7 @@ class Dashboard(SnapshotWidget):
                     str(len(w["actors"])),
                 ]
             )
-        return _section("Workers", h.table(["worker", "CPU", "RSS", "store", "running", "actors"], rows))
+        return _section("Workers", h.table(["worker", "CPU", "RSS", store, "running", "actors"], rows))
 
     def _futures(self, counts: dict[str, int], latest: list[FutureView]) -> str:
         total = sum(counts.values()) or 1
@@ -179,29 +181,32 @@ class Dashboard(SnapshotWidget):
         ]
         return _section("Actors", h.table(["class", "id", "worker", "state", "calls", "worker RSS"], rows))
 
-    def _store(self, objects: dict[str, int]) -> str:
+    def _store(self, objects: dict[str, int], where: str) -> str:
         html = (
-            f"<div>{objects['count']:,} objects, {h.nbytes(objects['bytes'])} in shared memory"
+            f"<div>{objects['count']:,} objects, {h.nbytes(objects['bytes'])} {where}"
             + (f", {h.nbytes(objects['spilled'])} spilled to disk" if objects["spilled"] else "")
             + "</div>"
         )
-        held = holders(self.namespace)[:VARIABLES]
+        held = holders(self.namespace, self.client.backend.value_sizes)[:VARIABLES]
         if held:
             rows = [[f"<code>{h.esc(name)}</code>", f"{n:,}", h.nbytes(b)] for name, n, b in held]
             html += h.table(["kernel variable", "futures", "bytes"], rows)
         return _section("Object store", html)
 
 
-def holders(namespace: dict[str, Any]) -> list[tuple[str, int, int]]:
-    """Kernel variables holding futures: ``(name, futures, bytes of their values)``, largest first."""
-    out = []
-    for name, value in list(namespace.items()):
-        if name.startswith("_"):
-            continue
-        found = _futures_in(value)
-        if found:
-            size = sum(f.info.nbytes for f in found if f.info is not None)
-            out.append((name, len(found), size))
+def holders(
+    namespace: dict[str, Any], sizes: Callable[[list[Future[Any]]], list[int]] = sizes_from_info
+) -> list[tuple[str, int, int]]:
+    """Kernel variables holding futures: ``(name, futures, bytes of their values)``, largest
+    first; ``sizes`` is the engine's ``value_sizes`` (asked once for all of them)."""
+    found = [
+        (name, fs)
+        for name, value in list(namespace.items())
+        if not name.startswith("_") and (fs := _futures_in(value))
+    ]
+    every = [f for _, fs in found for f in fs]
+    size = dict(zip((id(f) for f in every), sizes(every))) if every else {}
+    out = [(name, len(fs), sum(size.get(id(f), 0) for f in fs)) for name, fs in found]
     out.sort(key=lambda r: (-r[2], -r[1], r[0]))
     return out
 
