@@ -11,46 +11,114 @@ Importing this package starts nothing: no process, no thread, no socket. In IPyt
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib import metadata as _metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import current as _current
-from .actors import ActorHandle
-from .api import (
-    await_future,
-    call_actor,
-    create_actor,
-    init,
-    kill_actor,
-    locality,
-    put,
-    shutdown,
-    status,
-    submit,
-    submit_future,
-)
-from .backend import LocalityRequirement
-from .client import Client
-from .current import get_client
-from .errors import (
-    ActorDiedError,
-    ClusterClosedError,
-    FutureCancelledError,
-    FutureTimeoutError,
-    JupyterFuturesError,
-    ObjectStoreFullError,
-    RemoteException,
-    SerializationError,
-    UnsatisfiableRequirementError,
-    UpstreamDependencyFailedException,
-    UpstreamDependencyFailedNoReconstructionAllowed,
-    WorkerDiedException,
-)
-from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
-from .jupyter.notebook import dashboard, progress
 
-__version__: str = _metadata.version("jupyter_futures")  # from labextension/package.json, at install
+if TYPE_CHECKING:  # what ``__getattr__`` below gives, for type checkers and editors
+    from .actors import ActorHandle
+    from .api import (
+        await_future,
+        call_actor,
+        create_actor,
+        init,
+        kill_actor,
+        locality,
+        put,
+        shutdown,
+        status,
+        submit,
+        submit_future,
+    )
+    from .backend import LocalityRequirement
+    from .client import Client
+    from .current import get_client
+    from .errors import (
+        ActorDiedError,
+        ClusterClosedError,
+        FutureCancelledError,
+        FutureTimeoutError,
+        JupyterFuturesError,
+        ObjectStoreFullError,
+        RemoteException,
+        SerializationError,
+        UnsatisfiableRequirementError,
+        UpstreamDependencyFailedException,
+        UpstreamDependencyFailedNoReconstructionAllowed,
+        WorkerDiedException,
+    )
+    from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
+    from .jupyter.notebook import dashboard, progress
+
+    __version__: str
+
+# The public names, by the module that defines them. Imported on first use, so a worker
+# process (``python -m jupyter_futures.local.worker``), which imports this package first,
+# loads only what a worker needs rather than the API, the client and package metadata.
+_SOURCES = {
+    ".actors": ["ActorHandle"],
+    ".api": [
+        "await_future",
+        "call_actor",
+        "create_actor",
+        "init",
+        "kill_actor",
+        "locality",
+        "put",
+        "shutdown",
+        "status",
+        "submit",
+        "submit_future",
+    ],
+    ".backend": ["LocalityRequirement"],
+    ".client": ["Client"],
+    ".current": ["get_client"],
+    ".errors": [
+        "ActorDiedError",
+        "ClusterClosedError",
+        "FutureCancelledError",
+        "FutureTimeoutError",
+        "JupyterFuturesError",
+        "ObjectStoreFullError",
+        "RemoteException",
+        "SerializationError",
+        "UnsatisfiableRequirementError",
+        "UpstreamDependencyFailedException",
+        "UpstreamDependencyFailedNoReconstructionAllowed",
+        "WorkerDiedException",
+    ],
+    ".futures": [
+        "ALL_COMPLETED",
+        "FIRST_COMPLETED",
+        "FIRST_EXCEPTION",
+        "Future",
+        "as_completed",
+        "gather",
+        "wait",
+    ],
+    ".jupyter.notebook": ["dashboard", "progress"],
+}
+_SOURCE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from labextension/package.json, at install
+        from importlib import metadata
+
+        value: Any = metadata.version("jupyter_futures")
+    elif name in _SOURCE_OF:
+        value = getattr(importlib.import_module(_SOURCE_OF[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'jupyter_futures' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups find it here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ALL_COMPLETED",

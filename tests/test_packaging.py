@@ -77,3 +77,33 @@ def test_one_version_and_a_wheel_of_the_package_only() -> None:
     assert project["tool"]["hatch"]["version"] == {"source": "nodejs", "path": "labextension/package.json"}
     assert jf.__version__ == json.loads((ROOT / "labextension" / "package.json").read_text())["version"]
     assert project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["jupyter_futures"]
+
+
+def test_a_worker_imports_what_a_worker_needs_and_not_the_api() -> None:
+    """``import jupyter_futures`` loads its public names on first use, so a worker process
+    (which imports the package first) stays lean; and the names are all there for users."""
+    kernel_side = {
+        "jupyter_futures.api",
+        "jupyter_futures.client",
+        "jupyter_futures.local.cluster",
+        "jupyter_futures.local.backend",
+        "jupyter_futures.jupyter",
+        "jupyter_futures.core.scheduler",
+        "importlib.metadata",
+        "IPython",
+        "ipywidgets",
+        "distributed",
+    }
+    probe = "import sys, jupyter_futures.local.worker.process\nprint(' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert loaded & kernel_side == set(), sorted(loaded & kernel_side)
+    assert "jupyter_futures.local.worker.process" in loaded
+
+    import jupyter_futures as jf
+
+    assert all(getattr(jf, name) is not None for name in jf.__all__)
+    assert set(jf.__all__) <= set(dir(jf))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        jf.nope  # noqa: B018
