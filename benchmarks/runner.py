@@ -1,4 +1,5 @@
-"""The orchestrator: ``python -m benchmarks [--smoke] [--systems ...] [--json PATH] [--repeat N]``.
+"""The orchestrator: ``python -m benchmarks [--smoke] [--systems ...] [--json PATH] [--repeat N]``
+(``--profile WORKLOAD``: where the time goes instead, see :mod:`benchmarks.profile`).
 
 Every system runs in its own ``benchmarks.system_runner`` subprocess, started in a new
 session (so its process group can be killed as one) and tagged through the environment
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import config, procs, report
+from benchmarks import config, procs, profile, report
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
@@ -199,7 +200,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--workload-timeout", type=float, help="per workload group, seconds (default 180, smoke 30)"
     )
     p.add_argument("--no-floors", action="store_true", help="skip the zmq / memcpy floors")
+    p.add_argument(
+        "--profile",
+        metavar="WORKLOAD",
+        help="instead of measuring: run WORKLOAD's group under py-spy (driver and workers) and "
+        "write a speedscope timeline and a per-thread summary (jupyter_futures unless --systems)",
+    )
+    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second (--profile)")
     args = p.parse_args(argv)
+    if args.profile and not args.systems:
+        args.systems = config.REFERENCE
     default_systems = config.REFERENCE if args.smoke else ",".join(config.SYSTEMS)
     chosen = {s for s in (args.systems or default_systems).split(",") if s}
     if chosen - set(config.SYSTEMS):
@@ -209,6 +219,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.groups = config.resolve_groups(
             args.workloads.split(",") if args.workloads else list(config.GROUPS)
         )
+        if args.profile:
+            config.resolve_groups([args.profile])
     except ValueError as exc:
         p.error(str(exc))
     args.repeat = args.repeat or (1 if args.smoke else 3)
@@ -220,6 +232,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.profile:
+        return profile.main(args.systems, args.profile, args.json.parent, args.smoke, args.rate, args.timeout)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     logdir = args.json.parent / "logs"  # one log and one raw result file per system run
     logdir.mkdir(exist_ok=True)

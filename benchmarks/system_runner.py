@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import config, floors, procs, report, tasks
+from benchmarks.profile import profiling
 from benchmarks.systems import System, load
 from benchmarks.workloads import Outcome, Sample, Workloads, error_text
 
@@ -132,11 +133,12 @@ def run_system(rec: Recorder, system: System, args: argparse.Namespace, tag: str
                         for name, sample in workloads.run(group, config.WARMUP).items():
                             rec.add(name, sample, warmup=True)
                     started = time.perf_counter()
-                    for i in range(args.repeat):
-                        if i and time.perf_counter() - started > args.budget:
-                            break
-                        for name, sample in workloads.run(group, sizes).items():
-                            rec.add(name, sample)
+                    with profiling(args.profile, args.rate):
+                        for i in range(args.repeat):
+                            if i and time.perf_counter() - started > args.budget:
+                                break
+                            for name, sample in workloads.run(group, sizes).items():
+                                rec.add(name, sample)
             except WorkloadTimeout as exc:
                 rec.fail_unfinished(names, f"{group} workloads {exc}")
             except Exception as exc:
@@ -166,6 +168,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lifecycle", action="store_true", help="startup, idle_pss and shutdown only")
     p.add_argument("--budget", type=float, default=10.0, help="seconds per group before repeating stops")
     p.add_argument("--workload-timeout", type=float, default=180.0)
+    p.add_argument("--profile", type=Path, help="a speedscope file: py-spy samples the measured runs")
+    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second (--profile)")
     args = p.parse_args(argv)
     args.groups = [g for g in args.groups.split(",") if g and g != "lifecycle"]
     return args

@@ -115,3 +115,35 @@ def test_smoke_on_dask_measures_both_on_one_cluster(tmp_path: Path) -> None:
     assert set(rows) == {"task_rtt", "tasks_2k", "actor_rtt", "scatter_64", "gather_64"}
     assert all(r["dask"] > 0 and r["jupyter_futures"] > 0 and r["cost"] > 0 for r in rows.values())
     assert "cost (jf / Dask)" in proc.stdout
+
+
+@pytest.mark.timeout(110)
+def test_profile_mode_samples_the_driver_and_its_workers(tmp_path: Path) -> None:
+    """``--profile WORKLOAD``: py-spy attached to the system runner while the workload runs,
+    a speedscope timeline of every process and thread, and a readable summary."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--profile",
+            "task_rtt",
+            "--smoke",
+            "--json",
+            str(tmp_path / "x.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert psutil.Process().children(recursive=True) == []
+    timeline = json.loads((tmp_path / "profile-jupyter_futures-task_rtt.speedscope.json").read_text())
+    pids = {p["name"].split()[1] for p in timeline["profiles"]}
+    assert len(pids) >= 2, pids  # the driver and a worker (at smoke size one may stay idle)
+    summary = (tmp_path / "profile-jupyter_futures-task_rtt.txt").read_text()
+    assert summary.startswith("driver · Process "), summary
+    assert "worker · Process " in summary and "s sampled" in summary, summary
+    names = {f["name"] for f in timeline["shared"]["frames"]}
+    assert any(n.startswith(("BaseClient.", "LocalCluster.", "Worker.")) for n in names), sorted(names)[:40]
