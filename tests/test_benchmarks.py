@@ -143,7 +143,7 @@ def test_profile_mode_samples_the_driver_and_its_workers(tmp_path: Path) -> None
     pids = {p["name"].split()[1] for p in timeline["profiles"]}
     assert len(pids) >= 2, pids  # the driver and a worker (at smoke size one may stay idle)
     summary = (tmp_path / "profile-jupyter_futures-task_rtt.txt").read_text()
-    assert summary.startswith("driver · Process "), summary
+    assert "driver · Process " in summary, summary
     assert "worker · Process " in summary and "s sampled" in summary, summary
     names = {f["name"] for f in timeline["shared"]["frames"]}
     assert any(n.startswith(("BaseClient.", "LocalCluster.", "Worker.")) for n in names), sorted(names)[:40]

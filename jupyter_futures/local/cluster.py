@@ -9,6 +9,8 @@
     I/O thread ── poll(inbox, pidfds, wake pipe) ───────────┘
        │  DONE/HEARTBEAT/SUBMIT...       worker exits (pidfd readable)   releases, ticks
        └─► resolves the kernel's Futures (outside the lock, so callbacks may submit)
+    the first workers start as fresh interpreters, side by side; after a worker's death,
+    replacements are forked by a zygote (spawner.py) in milliseconds
 
 The scheduler runs in whichever thread brings it an event (the user's for a submit, the
 I/O thread for a result), under one lock: a submitted task reaches its worker from the
@@ -23,7 +25,6 @@ resolve or free, a kill, a replacement worker).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -57,6 +58,7 @@ from ..core.instructions import (
 from ..core.scheduler import SchedulerState
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
+from .spawner import Spawner, WorkerProcess
 from .store import (
     ClusterLock,
     ObjectStore,
@@ -72,6 +74,19 @@ Args = ParamSpec("Args")
 R = TypeVar("R")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
+
+
+def worker_env() -> dict[str, str]:
+    """A worker's environment: the kernel's of now, with the worker's own settings."""
+    return dict(
+        os.environ,
+        JF_WORKER="1",
+        PYTHONUNBUFFERED="1",
+        # plt.show() in a task displays in the submitting cell (not the kernel's backend)
+        MPLBACKEND="module://jupyter_futures.capture.mpl_backend",
+    )
+
+
 SHUTDOWN_WAIT = 10.0  # seconds the I/O thread waits for shutdown() to stop the workers
 
 
@@ -88,6 +103,7 @@ class LocalCluster:
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 10.0,
         cancel_grace: float = 2.0,
+        use_zygote: bool = True,
     ) -> None:
         self.id = secrets.token_hex(5)
         self._key = secrets.token_bytes(32)
@@ -107,7 +123,8 @@ class LocalCluster:
         self.state = SchedulerState(heartbeat_timeout=heartbeat_timeout, cancel_grace=cancel_grace)
         self.lock = threading.Lock()
         self.outboxes: dict[int, Outbox] = {}
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.procs: dict[int, WorkerProcess] = {}
+        self._spawner = Spawner(use_zygote=use_zygote)
         self._pidfds: dict[int, int] = {}
         self._next_wid = 1
         self._releases: deque[int] = deque()
@@ -264,27 +281,10 @@ class LocalCluster:
             # working directory) at their start, and every later change (set_sys_path).
             "sys_path": self.sys_path,
         }
-        env = dict(
-            os.environ,
-            JF_WORKER="1",
-            PYTHONUNBUFFERED="1",
-            # plt.show() in a task displays in the submitting cell (not the kernel's backend)
-            MPLBACKEND="module://jupyter_futures.capture.mpl_backend",
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_futures.local.worker"],
-            stdin=subprocess.PIPE,
-            env=env,
-            cwd=os.getcwd(),
-            close_fds=True,
-            # Not in the kernel's process group: signals meant for the kernel (ipykernel's
-            # interrupt and shutdown signal the group) must not reach workers. They still
-            # die with the kernel through PR_SET_PDEATHSIG.
-            start_new_session=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(config).encode())  # the key never touches argv or environ
-        proc.stdin.close()
+        env = worker_env()
+        # In the kernel's working directory and environment of now: forked by the zygote
+        # once it is up, a fresh interpreter before that (spawner.py).
+        proc = self._spawner.start(wid, config, env, os.getcwd())
         self.procs[wid] = proc
         box = Outbox(self.ctx, config["address"], self.codec)
         with self.lock:
@@ -297,6 +297,11 @@ class LocalCluster:
             pass
 
     def _reap(self, wid: int) -> None:
+        # A worker died: from now on replacements are forked by a zygote (started here, on
+        # the I/O thread, the workers' parent-death anchor); this one's is a fresh
+        # interpreter unless the zygote is up already.
+        if not self.closing:
+            self._spawner.prestart(worker_env(), os.getcwd())
         proc = self.procs.pop(wid)
         code = proc.wait()
         fd = self._pidfds.pop(wid, None)
@@ -433,6 +438,7 @@ class LocalCluster:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:  # pragma: no cover - a D-state process
                 log.error("worker pid %s did not exit", proc.pid)
+        self._spawner.close()  # after its workers: they die with it
         # Only now may the I/O thread end: Linux signals the workers when the thread that
         # started them ends, and a worker must not mistake that for the kernel's death.
         self._workers_gone.set()
@@ -463,7 +469,8 @@ class LocalCluster:
         self.procs.clear()
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values() if p.poll() is None]
+        # A copy: the I/O thread adds and removes workers meanwhile.
+        return [p.pid for p in list(self.procs.values()) if p.poll() is None]
 
     def process_tree(self) -> list[psutil.Process]:
         out = []

@@ -307,19 +307,26 @@ def parent_alive(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to send SIGTERM when the kernel process dies, SIGKILL included."""
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` when the parent (the kernel, or the zygote) dies, by
+    SIGKILL too; exit at once if it is gone already."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before we asked
         os._exit(1)
 
 
 def main() -> None:
+    """A worker started as its own interpreter: its config (and key) come on stdin."""
     config = json.loads(sys.stdin.read())
     sys.stdin.close()
-    _die_with_parent(config["parent"])
+    run(config)
+
+
+def run(config: dict[str, Any]) -> None:
+    """Be a worker until told to stop (started by ``main``, or forked by the zygote)."""
+    die_with_parent(config["parent"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     use_sys_path(config["sys_path"])
     worker = Worker(config)
