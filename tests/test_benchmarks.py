@@ -147,3 +147,12 @@ def test_profile_mode_samples_the_driver_and_its_workers(tmp_path: Path) -> None
     assert "worker · Process " in summary and "s sampled" in summary, summary
     names = {f["name"] for f in timeline["shared"]["frames"]}
     assert any(n.startswith(("BaseClient.", "LocalCluster.", "Worker.")) for n in names), sorted(names)[:40]
+
+
+def test_scheduler_scale_runs_every_future_through_and_frees_them() -> None:
+    from benchmarks import scheduler_scale
+
+    [row] = [scheduler_scale.measure(2_000)]
+    assert row["futures"] == 2_000 and row["tasks_left"] == 0  # all run, all released
+    assert row["measured_by"] == "tracemalloc" and row["bytes_per_queued_future"] > 0
+    assert all(row[k] > 0 for k in ("us_per_submit", "us_per_done_event", "us_per_release"))
