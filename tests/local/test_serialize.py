@@ -321,3 +321,15 @@ def test_function_that_does_not_pickle_raises_serialization_error():
 
     with pytest.raises(SerializationError, match="uses_lock"):
         FunctionCache().get(uses_lock)
+
+
+def test_a_call_without_arguments_packs_to_a_constant_that_unpacks_fresh() -> None:
+    from jupyter_futures.local.serialize import pack_args, unpack_args
+
+    first, deps = pack_args((), {})
+    second, _ = pack_args((), {})
+    assert deps == [] and first.header is second.header  # no pickling per call
+    args, kwargs = unpack_args(first.to_bytes(), lambda tid: None)
+    assert args == () and kwargs == {}
+    kwargs["x"] = 1  # the caller may fill it: the next call still gets an empty one
+    assert unpack_args(second.to_bytes(), lambda tid: None) == ((), {})
