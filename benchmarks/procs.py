@@ -31,6 +31,15 @@ def new_tag() -> str:
     return uuid.uuid4().hex
 
 
+def runner_env(tag: str, root: str) -> dict[str, str]:
+    """The environment of a system runner: tagged (so every process it leaves is found),
+    with the repository ``root`` on ``PYTHONPATH`` (workers of every engine import
+    ``benchmarks.tasks`` by name)."""
+    env = dict(os.environ, **{TAG_ENV: tag})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
 def _alive(p: psutil.Process) -> bool:
     try:
         return bool(p.is_running() and p.status() != psutil.STATUS_ZOMBIE)

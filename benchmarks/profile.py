@@ -90,8 +90,7 @@ def record(system: str, workload: str, out_dir: Path, smoke: bool, rate: int, ti
     cmd += ["--out", str(stem.with_suffix(".result.json")), "--repeat", "1"]
     cmd += ["--profile", str(speedscope), "--rate", str(rate), *(["--smoke"] if smoke else [])]
     tag = procs.new_tag()
-    env = dict(os.environ, **{procs.TAG_ENV: tag})
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = procs.runner_env(tag, str(ROOT))
     py_spy()  # a clear error now rather than a failed run
     try:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)

@@ -69,9 +69,7 @@ def run_child(system: str, extra: list[str], timeout: float, workdir: Path, labe
     tag = procs.new_tag()
     out = workdir / f"{label}.json"
     log = workdir / f"{label}.log"
-    env = dict(os.environ, **{procs.TAG_ENV: tag})
-    # Workers of every engine import benchmarks.tasks by name.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = procs.runner_env(tag, str(ROOT))
     cmd = [sys.executable, "-m", "benchmarks.system_runner", system, "--out", str(out), *extra]
     t0 = time.perf_counter()
     timed_out = False

@@ -116,7 +116,7 @@ class DaskBackend(ActorsOnDask):
         self._sending: set[asyncio.Future[None]] = set()
         self._unwatched: list[tuple[Record, Any]] = []
         self._watch_scheduled = False
-        self._settle_q: queue.SimpleQueue[tuple[Record, Any] | None] = queue.SimpleQueue()
+        self._settle_q: queue.SimpleQueue[tuple[Record, Any, Fetched | None] | None] = queue.SimpleQueue()
         self._settler: threading.Thread | None = None
         self._handler: OutputHandler = default_output
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
@@ -494,6 +494,7 @@ class DaskBackend(ActorsOnDask):
             dfut.add_done_callback(lambda d: self._settled(rec, d))
             return
         await state.wait()
+        fetched = None
         if rec.fetch and dfut.status == "finished":
             # Someone blocks in result(): gather the value here, on the loop, in the same
             # step, rather than wake them to ask the loop for it (two thread hand-offs).
@@ -502,12 +503,12 @@ class DaskBackend(ActorsOnDask):
             except Exception:  # lost meanwhile, a failed gather: load() asks again
                 pass
             else:
-                rec.fetched = Fetched(dfut, value)
+                fetched = Fetched(dfut, value)
         f = rec.future
         if f is None or not f._done_callbacks:  # type: ignore[attr-defined]
-            self._settled(rec, dfut)  # only waiters to wake: at once, here
+            self._settled(rec, dfut, fetched)  # only waiters to wake: at once, here
         else:
-            self._settle_q.put((rec, dfut))
+            self._settle_q.put((rec, dfut, fetched))
 
     def _settle_loop(self) -> None:
         while (item := self._settle_q.get()) is not None:
@@ -516,11 +517,10 @@ class DaskBackend(ActorsOnDask):
             except Exception:  # one bad settle must not stop the others
                 log.exception("settling a Dask future failed")
 
-    def _settled(self, rec: Record, dfut: Any) -> None:
+    def _settled(self, rec: Record, dfut: Any, fetched: Fetched | None = None) -> None:
         status = dfut.status
         if status == "finished":
-            self._finish(rec, payload=rec.fetched or dfut)
-            rec.fetched = None
+            self._finish(rec, payload=fetched or dfut)
         elif status == "cancelled":
             if rec.cancelling:
                 self._finish(rec, cancelled=True)

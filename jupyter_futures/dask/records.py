@@ -32,7 +32,6 @@ class Record:
     error: str = ""
     cancelling: bool = False
     fetch: bool = False  # a thread waits for the value: gather it as soon as it is done
-    fetched: Fetched | None = None
 
 
 @dataclass

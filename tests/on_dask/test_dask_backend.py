@@ -277,14 +277,28 @@ def test_cpu_and_memory_requirements_use_the_workers_resources(tmp_path: Any) ->
         cluster.stop()
 
 
+Output = list[tuple[int, str, str]]
+
+
+def collect_output(client: jf.Client) -> Output:
+    """What reaches the kernel from tasks, as (future id, stream, text), as it arrives."""
+    got: Output = []
+    client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    return got
+
+
+def wait_for_output(got: Output, arrived: Any, timeout: float = 10.0) -> None:
+    """Until ``arrived(got)`` (bounded: the assertions after it say what is missing)."""
+    deadline = time.monotonic() + timeout
+    while not arrived(got) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_output_reaches_the_kernel_tagged_with_its_future(dask_client: jf.Client) -> None:
-    got: list[tuple[int, str, str]] = []
-    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    got = collect_output(dask_client)
     f = jf.submit(chatty, 3)
     assert f.result(30) == 3
-    deadline = time.monotonic() + 10
-    while "line 2" not in "".join(t for _, _, t in got) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_output(got, lambda got: "line 2" in "".join(t for _, _, t in got))
     assert {fid for fid, _, _ in got} == {f.id}
     assert "".join(t for _, s, t in got if s == "stdout") == "line 0\nline 1\nline 2\n"
 
@@ -439,13 +453,10 @@ def show_things() -> str:
 
 
 def test_display_in_a_task_reaches_the_kernel_after_what_it_printed(dask_client: jf.Client) -> None:
-    got: list[tuple[int, str, str]] = []
-    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    got = collect_output(dask_client)
     f = jf.submit(show_things)
     assert f.result(30) == "shown"
-    deadline = time.monotonic() + 10
-    while not any(s == "display" for _, s, _ in got) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_output(got, lambda got: any(s == "display" for _, s, _ in got))
     streams = [s for _, s, _ in got]
     assert streams == ["stdout", "display"], got
     bundle = json.loads(got[1][2])
@@ -473,12 +484,9 @@ def plot_and_show() -> str:
 
 
 def test_matplotlib_figures_of_a_task_reach_the_kernel(dask_client: jf.Client) -> None:
-    got: list[tuple[int, str, str]] = []
-    dask_client.backend.set_output_handler(lambda fid, stream, text: got.append((fid, stream, text)))
+    got = collect_output(dask_client)
     f = jf.submit(plot_and_show)
     assert f.result(60) == "plotted"
-    deadline = time.monotonic() + 10
-    while not any(s == "display" for _, s, _ in got) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_output(got, lambda got: any(s == "display" for _, s, _ in got))
     [figure] = [json.loads(t) for fid, s, t in got if s == "display" and fid == f.id]
     assert figure["data"]["image/png"] and "Figure" in figure["data"]["text/plain"]
