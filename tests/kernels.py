@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import queue
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -76,7 +78,9 @@ class Kernel:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"not true after {timeout} s; last messages: {self.summary()[-8:]}")
+                raise AssertionError(
+                    f"not true after {timeout} s; last messages: {self.summary()[-8:]}\n{self.diagnosis()}"
+                )
 
     def reply(self, msg_id: str, timeout: float = 60.0) -> dict[str, Any]:
         return self.wait_for(lambda: self.replies.get(msg_id), timeout)["content"]  # type: ignore[no-any-return]
@@ -107,6 +111,26 @@ class Kernel:
 
     def stream_text(self, msg_id: str) -> list[str]:
         return [m["content"]["text"] for m in self.of("stream") if m["parent_header"].get("msg_id") == msg_id]
+
+    def diagnosis(self) -> str:
+        """What the kernel is doing now: every thread's stack (py-spy) and its stderr's end."""
+        try:
+            stacks = subprocess.run(
+                [str(Path(sys.executable).with_name("py-spy")), "dump", "--pid", str(self.pid)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            dump = stacks.stdout or stacks.stderr
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            dump = f"(no stack dump: {exc})"
+        self.log.seek(0, 2)
+        end = self.log.tell()
+        self.log.seek(max(0, end - 4000))
+        stderr = self.log.read()
+        self.log.seek(end)
+        return f"the kernel's threads now:\n{dump}\nthe end of its stderr:\n{stderr}"
 
     def summary(self) -> list[str]:
         return [f"{m['msg_type']} {str(m['content'])[:80]}" for m in self.messages]
