@@ -129,6 +129,9 @@ class LocalBackend(BaseClient):
     def _release_later(self, tid: int) -> None:
         self.cluster.release_later(tid)
 
+    def _free_dropped(self) -> None:
+        self.cluster.drain_releases()
+
     def _cancel(self, tid: int) -> bool:
         state = self.cluster.state
         result: list[bool] = []

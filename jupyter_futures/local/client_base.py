@@ -38,7 +38,7 @@ from .serialize import (
     set_handle_factory,
     unpack,
 )
-from .store import ObjectStore, map_object, spill_dir_for
+from .store import POOL_MIN, ObjectStore, map_object, spill_dir_for
 
 T = TypeVar("T")
 
@@ -267,6 +267,8 @@ class BaseClient:
             return Outcome(
                 "ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained)
             )
+        if packed.nbytes >= POOL_MIN:
+            self._free_dropped()  # a file just let go of may be the one this put recycles
         name = self.store.put(tid, packed)
         return Outcome(
             "ok",
@@ -418,6 +420,9 @@ class BaseClient:
 
     def _release_later(self, tid: int) -> None:
         raise NotImplementedError
+
+    def _free_dropped(self) -> None:
+        """Have the releases queued by dropped futures carried out now (a hint)."""
 
     def _cancel(self, tid: int) -> bool:
         raise NotImplementedError

@@ -178,6 +178,11 @@ class LocalCluster:
         worth, and the next submit, result or tick (every TICK s) drains the queue."""
         self._releases.append(tid)
 
+    def drain_releases(self) -> None:
+        """Carry out the queued releases now, not at the next event or tick."""
+        if self._releases:
+            self.call(lambda: [])
+
     def _wake(self) -> None:
         if not self._woken and not self._fds_closed:  # a closed fd's number may be reused
             self._woken = True

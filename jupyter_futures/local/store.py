@@ -9,6 +9,11 @@
           used objects move to <spill>/ and are        copy; a write copies that page into
           mapped from there)                           the reader, never into the store
 
+    free(name) ─► the pool: a big file is renamed jf_<cluster>_<owner>_free<N> and kept,
+                  with the owner's writable mapping of it; the next put of a similar size
+                  renames it back and copies into that mapping (touched, mapped memory:
+                  one memcpy, no page faults, no pwrite)
+
 Names carry the cluster id. The kernel holds ``flock`` on ``<shm>/jf_<cluster>.lock`` for
 the cluster's life, so ``sweep_dead_clusters`` can tell a dead cluster's leftovers from a
 live one's, whatever became of its processes. Readers keep their mapping after the owner
@@ -109,6 +114,31 @@ def _write(path: Path, packed: Packed, create: bool) -> None:
     os.close(fd)
 
 
+def _write_recycled(path: Path, packed: Packed, mapping: mmap.mmap | None) -> mmap.mmap:
+    """Write a packed value into a recycled file through the owner's shared mapping of it
+    (kept from the file's last use, or made now); returns the mapping, to keep.
+
+    The file's pages are reserved first (``posix_fallocate``, a few ms when they already
+    exist): a write through a mapping into a page tmpfs cannot supply is a SIGBUS, where
+    this is a plain ``ENOSPC``."""
+    size = packed.nbytes
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if os.fstat(fd).st_size > size:
+            os.ftruncate(fd, size)
+        os.posix_fallocate(fd, 0, size)
+        if mapping is None or len(mapping) < size:
+            if mapping is not None:
+                mapping.close()
+            mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            _populate(mapping, MADV_POPULATE_WRITE)  # page tables once, not a fault per page
+    finally:
+        os.close(fd)
+    with memoryview(mapping) as view:
+        packed.write_into(view[:size])
+    return mapping
+
+
 def map_object(shm_dir: Path, spill_dir: Path, name: str, populate: bool = False) -> memoryview:
     """Map an object copy-on-write from memory, or from the spill directory if it moved.
 
@@ -133,19 +163,21 @@ def map_object(shm_dir: Path, spill_dir: Path, name: str, populate: bool = False
         finally:
             os.close(fd)
         if populate and size > POPULATE_MIN:
-            _populate_read(mm)
+            _populate(mm, MADV_POPULATE_READ)
         return memoryview(mm)
     raise FileNotFoundError(name)
 
 
-MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux 5.14; absent in Python < 3.13
+# Linux 5.14; absent from the mmap module before Python 3.13
+MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 
-def _populate_read(mm: mmap.mmap) -> None:
+def _populate(mm: mmap.mmap, advice: int) -> None:
     try:
-        mm.madvise(MADV_POPULATE_READ)
+        mm.madvise(advice)
     except (OSError, AttributeError, ValueError):
-        pass  # an older kernel (or not Linux): pages are faulted in as they are read
+        pass  # an older kernel (or not Linux): pages are faulted in as they are touched
 
 
 class ObjectStore:
@@ -163,7 +195,9 @@ class ObjectStore:
         # Files of freed objects, kept to be written over: their pages are already touched,
         # which on a VM is several times faster than fresh memory. A file is only recycled
         # after the scheduler freed it, and it frees nothing any process still maps.
-        self._pool: list[tuple[int, str]] = []
+        # Each keeps this process's writable mapping once it has one (size, name, mapping).
+        self._pool: list[tuple[int, str, mmap.mmap | None]] = []
+        self._mappings: dict[str, mmap.mmap] = {}  # stored objects written through one
         self.pool_bytes = 0
         self.pool_cap = min(capacity // 4, 2**30)
         self._pool_seq = itertools.count()
@@ -201,9 +235,18 @@ class ObjectStore:
             self._make_room(size)
             pooled = self._take_pooled(size)
             try:
-                if pooled is not None:
-                    os.rename(self.shm_dir / pooled, self.shm_dir / name)
-                _write(self.shm_dir / name, packed, create=pooled is None)
+                if pooled is None:
+                    _write(self.shm_dir / name, packed, create=True)
+                else:
+                    pname, mapping = pooled
+                    os.rename(self.shm_dir / pname, self.shm_dir / name)
+                    try:
+                        self._mappings[name] = _write_recycled(self.shm_dir / name, packed, mapping)
+                    except BaseException:
+                        if mapping is not None:
+                            mapping.close()
+                        (self.shm_dir / name).unlink(missing_ok=True)
+                        raise
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.ENOMEM):
                     raise  # EEXIST above all: a file we did not make must never stand in for ours
@@ -225,22 +268,34 @@ class ObjectStore:
             ) from exc
         self._disk[name] = packed.nbytes
 
-    def _take_pooled(self, size: int) -> str | None:
-        """The smallest recycled file that holds ``size`` bytes without wasting half."""
+    def _take_pooled(self, size: int) -> tuple[str, mmap.mmap | None] | None:
+        """The smallest recycled file that holds ``size`` bytes without wasting half, and
+        this process's mapping of it if it kept one."""
         if size < POOL_MIN:
             return None
-        fits = [(psize, i) for i, (psize, _) in enumerate(self._pool) if size <= psize <= 2 * size]
+        fits = [(psize, i) for i, (psize, _, _) in enumerate(self._pool) if size <= psize <= 2 * size]
         if not fits:
             return None
         psize, i = min(fits)
         self.pool_bytes -= psize
-        return self._pool.pop(i)[1]
+        _, pname, mapping = self._pool.pop(i)
+        return pname, mapping
+
+    def _drop_pooled(self, i: int) -> None:
+        psize, pname, mapping = self._pool.pop(i)
+        self.pool_bytes -= psize
+        if mapping is not None:
+            mapping.close()
+        (self.shm_dir / pname).unlink(missing_ok=True)
+
+    def _forget_mapping(self, name: str) -> None:
+        mapping = self._mappings.pop(name, None)
+        if mapping is not None:
+            mapping.close()
 
     def _make_room(self, size: int) -> None:
         while self._pool and self.used + self.pool_bytes + size > self.capacity:
-            psize, pname = self._pool.pop(0)
-            self.pool_bytes -= psize
-            (self.shm_dir / pname).unlink(missing_ok=True)
+            self._drop_pooled(0)
         while self._mem and self.used + size > self.capacity:
             victim, vsize = next(iter(self._mem.items()))
             self._spill(victim, vsize)
@@ -252,6 +307,7 @@ class ObjectStore:
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.spill_dir / name)
         (self.shm_dir / name).unlink(missing_ok=True)
+        self._forget_mapping(name)
         del self._mem[name]
         self.used -= size
         self._disk[name] = size
@@ -287,9 +343,10 @@ class ObjectStore:
                 if size >= POOL_MIN and self.pool_bytes + size <= self.pool_cap:
                     pname = f"jf_{self.cluster}_{self.owner}_free{next(self._pool_seq)}"
                     os.rename(self.shm_dir / name, self.shm_dir / pname)
-                    self._pool.append((size, pname))
+                    self._pool.append((size, pname, self._mappings.pop(name, None)))
                     self.pool_bytes += size
                 else:
+                    self._forget_mapping(name)
                     (self.shm_dir / name).unlink(missing_ok=True)
             elif self._disk.pop(name, None) is not None:
                 (self.spill_dir / name).unlink(missing_ok=True)
@@ -302,10 +359,8 @@ class ObjectStore:
                 self.free(name)
             for name in list(self._disk):
                 self.free(name)
-            for _, pname in self._pool:
-                (self.shm_dir / pname).unlink(missing_ok=True)
-            self._pool.clear()
-            self.pool_bytes = 0
+            while self._pool:
+                self._drop_pooled(0)
 
 
 def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:

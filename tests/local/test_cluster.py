@@ -23,6 +23,7 @@ from conftest import Beacon, assert_clean, signal_beacon
 from test_actors import Counter
 
 import jupyter_futures as jf
+from jupyter_futures.local.store import segment_name
 
 
 def wait_until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -347,6 +348,27 @@ def test_a_view_outliving_its_future_keeps_its_memory(client: jf.Client) -> None
     assert np.all(arr == 7.0)
     del arr
     wait_until(lambda: tid not in client.backend.cluster.state.tasks)
+
+
+def test_a_put_right_after_dropping_a_future_writes_over_its_file(client: jf.Client) -> None:
+    """The release a dropped future queues is carried out before the next big put, so the
+    put copies into the freed file (touched memory, kept mapped) instead of a fresh one;
+    and a value read before is never written over while it is held."""
+    store = client.backend.cluster.store
+
+    def inode_of(f: jf.Future[np.ndarray]) -> int:
+        return os.stat(store.shm_dir / segment_name(store.cluster, store.owner, f.id)).st_ino
+
+    first = jf.put(np.full(1_000_000, 1.0))
+    inode = inode_of(first)
+    del first  # nothing maps it: free to recycle
+    second = jf.put(np.full(1_000_000, 2.0))
+    assert inode_of(second) == inode
+    held = second.result()
+    third = jf.put(np.full(1_000_000, 3.0))
+    assert inode_of(third) != inode  # held maps it
+    assert np.all(held == 2.0) and np.all(third.result() == 3.0)
+    assert jf.submit(np.sum, third).result(30) == 3_000_000.0
 
 
 class Keeper:

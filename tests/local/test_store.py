@@ -476,6 +476,47 @@ def test_freed_large_objects_are_recycled(make_store: Callable[..., ObjectStore]
     assert not [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_")]
 
 
+def _mappings_of(inode: int) -> int:
+    """How many mappings of the file with this inode this process holds."""
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if len(f := line.split()) >= 5 and f[4] == str(inode))
+
+
+def test_a_recycled_file_keeps_one_writable_mapping_across_reuses(make_store: Callable[..., ObjectStore]):
+    store = make_store(64 * 2**20)
+    mib = 2**20
+    name = store.put(1, pack_value(np.full(3 * mib // 8, 1.0)))
+    inode = os.stat(store.shm_dir / name).st_ino
+    for tid, (count, fill) in enumerate([(3 * mib, 2.0), (2 * mib, 3.0), (2 * mib, 4.0)], start=2):
+        store.free(name)
+        name = store.put(tid, pack_value(np.full(count // 8, fill)))
+        assert os.stat(store.shm_dir / name).st_ino == inode  # the same file, written over
+        assert _mappings_of(inode) == 1  # the owner's one mapping, kept; never a second
+        reader = unpack(map_object(store.shm_dir, store.spill_dir, name))
+        assert reader.shape == (count // 8,) and (reader == fill).all()  # readers see this value
+        del reader
+    store.free(name)
+    store.close()
+    assert _mappings_of(inode) == 0 and store.pool_bytes == 0
+    assert not [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_")]
+
+
+def test_a_spilled_or_evicted_recycled_object_lets_go_of_its_mapping(make_store: Callable[..., ObjectStore]):
+    store = make_store(8 * 2**20)  # room for two 3 MiB objects; the pool takes 2 MiB at most
+    store.pool_cap = 4 * 2**20
+    first = store.put(1, pack_value(np.ones(3 * 2**20 // 8)))
+    store.free(first)
+    reused = store.put(2, pack_value(np.full(3 * 2**20 // 8, 2.0)))
+    inode = os.stat(store.shm_dir / reused).st_ino
+    assert _mappings_of(inode) == 1
+    store.put(3, pack_value(np.ones(3 * 2**20 // 8)))
+    store.put(4, pack_value(np.ones(3 * 2**20 // 8)))  # no room: the least recently used spills
+    assert store.spilled == 1 and reused not in store._mem
+    assert _mappings_of(inode) == 0
+    spilled = unpack(map_object(store.shm_dir, store.spill_dir, reused))
+    assert (spilled == 2.0).all()
+
+
 def test_small_objects_are_not_recycled(make_store: Callable[..., ObjectStore]):
     store = make_store(64 * 2**20)
     name = store.put(1, Packed(b"tiny", [], []))
