@@ -13,15 +13,31 @@ under their usual names), a worker turns an :class:`Outcome` back into a value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+import operator
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypedDict, TypeVar
 
 DRIVER = 0
 """The process id of the kernel-side client; workers are 1, 2, ..."""
 
 TaskKind = Literal["task", "put", "actor", "call"]
 
+R = TypeVar("R")
 
+
+def _pickled_by_position(cls: type[R]) -> type[R]:
+    """Pickle a record as its class and its fields in order: every message carries these,
+    and this is half the bytes and half the time of the default slots state."""
+    values = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[type[R], tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign,assignment]
+    return cls
+
+
+@_pickled_by_position
 @dataclass(slots=True)
 class Outcome:
     """How a future ended: a value (inline bytes or a shared-memory object) or an error.
@@ -43,6 +59,7 @@ class Outcome:
     code: int | None = None  # exit code, for a worker death
 
 
+@_pickled_by_position
 @dataclass(slots=True)
 class Requirements:
     """Resources a future needs free on its worker while it runs."""
@@ -58,6 +75,7 @@ class Requirements:
         return {k: v for k, v in out.items() if v}
 
 
+@_pickled_by_position
 @dataclass(slots=True)
 class TaskSpec:
     """Everything needed to run (or re-run, for lineage) one future."""
@@ -79,6 +97,7 @@ class TaskSpec:
     owner: int = DRIVER  # process that submitted it
 
 
+@_pickled_by_position
 @dataclass(slots=True)
 class TaskMsg:
     """A task as sent to a worker: the spec plus where each input's value lives."""

@@ -1,9 +1,10 @@
 """The messages the kernel and the workers exchange, and how they are signed.
 
 A message is a tuple ``(kind, *fields)`` pickled with protocol 5 and sent as one zmq
-frame, ``hmac_sha256(key, payload) + payload`` (one frame because each send costs a
-wake-up). The signature is checked before the payload is unpickled, so a peer without the
-cluster key cannot make us unpickle anything.
+frame, ``blake2b(payload, key=key) + payload`` (one frame because each send costs a
+wake-up). Keyed BLAKE2b is a MAC by design (no HMAC construction needed) and twice as fast
+as HMAC-SHA256 here. The signature is checked before the payload is unpickled, so a peer
+without the cluster key cannot make us unpickle anything.
 
 ::
 
@@ -23,9 +24,9 @@ cluster key cannot make us unpickle anything.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import pickle
+from hashlib import blake2b
 from typing import Any
 
 # The records the messages carry belong to the core; they are named here too (re-exported),
@@ -72,20 +73,20 @@ SIG_SIZE = 32
 
 
 class Codec:
-    """Signs and checks messages with the cluster's key (HMAC-SHA256)."""
+    """Signs and checks messages with the cluster's key (keyed BLAKE2b, 32 bytes)."""
 
     __slots__ = ("_key", "dropped")
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("cluster key must be at least 16 bytes")
+        if not 16 <= len(key) <= 64:
+            raise ValueError("cluster key must be 16 to 64 bytes")
         self._key = key
         self.dropped = 0
 
     def encode(self, msg: tuple[Any, ...]) -> bytes:
         """One frame: the 32-byte signature, then the pickled message."""
         payload = pickle.dumps(msg, protocol=5)
-        return hmac.new(self._key, payload, hashlib.sha256).digest() + payload
+        return blake2b(payload, key=self._key, digest_size=SIG_SIZE).digest() + payload
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
         """Check the signature, then unpickle. Raises SignatureError on any mismatch."""
@@ -93,7 +94,7 @@ class Codec:
             self.dropped += 1
             raise SignatureError(f"message too short ({len(data)} bytes)")
         sig, payload = data[:SIG_SIZE], data[SIG_SIZE:]
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
+        expected = blake2b(payload, key=self._key, digest_size=SIG_SIZE).digest()
         if not hmac.compare_digest(sig, expected):
             self.dropped += 1
             raise SignatureError("bad signature")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
+from hashlib import blake2b
 
 import pytest
 
@@ -15,7 +16,25 @@ KEY = b"k" * 32
 
 
 def signed(payload: bytes, key: bytes = KEY) -> bytes:
-    return hmac.new(key, payload, hashlib.sha256).digest() + payload
+    return blake2b(payload, key=key, digest_size=32).digest() + payload
+
+
+def test_a_frame_is_the_keyed_blake2b_of_its_payload_then_the_payload():
+    data = Codec(KEY).encode((P.SHUTDOWN,))
+    assert data == signed(data[32:])
+    with pytest.raises(SignatureError, match="bad signature"):  # an HMAC-SHA256 frame is not ours
+        Codec(KEY).decode(hmac.new(KEY, data[32:], hashlib.sha256).digest() + data[32:])
+
+
+def test_records_pickle_as_their_fields_in_order():
+    out = Outcome(status="error", data=b"d", text="t", error_type="E", where=2, duration=1.5, code=-9)
+    spec = TaskSpec(
+        tid=1, kind="call", actor=4, method="m", requirements=Requirements(gpu=1, custom={"a": 2})
+    )
+    for record in (out, spec, spec.requirements):
+        payload = pickle.dumps(record, protocol=5)
+        assert pickle.loads(payload) == record
+        assert b"status" not in payload and b"requirements" not in payload  # no field names sent
 
 
 def flip(data: bytes, index: int) -> bytes:
@@ -129,10 +148,11 @@ def test_dropped_counts_every_rejection():
     assert codec.dropped == 3
 
 
-def test_keys_shorter_than_16_bytes_are_refused():
-    with pytest.raises(ValueError, match="16 bytes"):
-        Codec(b"k" * 15)
-    assert Codec(b"k" * 16).dropped == 0
+@pytest.mark.parametrize("size", [15, 65])
+def test_keys_blake2b_cannot_take_are_refused(size: int):
+    with pytest.raises(ValueError, match="16 to 64 bytes"):
+        Codec(b"k" * size)
+    assert Codec(b"k" * 16).dropped == Codec(b"k" * 64).dropped == 0
 
 
 def test_message_kinds_are_distinct_and_named():
