@@ -12,6 +12,26 @@ from dataclasses import dataclass, field
 
 from .specs import Outcome, TaskMsg, TaskSpec
 
+IntSet = set[int] | frozenset[int]
+EMPTY: frozenset[int] = frozenset()
+"""The one empty set every record starts with: most futures never need their own (an
+empty ``set`` is 216 bytes, and a record has three), so :func:`added` makes one on the first
+member."""
+
+
+def added(members: IntSet, x: int) -> set[int]:
+    """``members`` with ``x`` in it: the same set, or a new one in place of ``EMPTY``."""
+    if isinstance(members, set):
+        members.add(x)
+        return members
+    return {x}
+
+
+def discard(members: IntSet, x: int) -> None:
+    if isinstance(members, set):
+        members.discard(x)
+
+
 WAITING, READY, ASSIGNED, DONE, FAILED, CANCELLED, LOST = (
     "waiting",
     "ready",
@@ -54,12 +74,12 @@ class TaskState:
     attempt: int = 0
     retries_left: int = 0
     deaths: int = 0
-    avoid: set[int] = field(default_factory=set)
+    avoid: IntSet = EMPTY  # workers a retry keeps away from
     outcome: Outcome | None = None
     holders: set[int] = field(default_factory=set)
     holds: int = 0  # references from values stored inside other futures
-    waiting_on: set[int] = field(default_factory=set)
-    consumers: set[int] = field(default_factory=set)  # unfinished tasks that read this value
+    waiting_on: IntSet = EMPTY
+    consumers: IntSet = EMPTY  # unfinished tasks that read this value
     lineage_users: int = 0  # live records that may need this one to rebuild
     reserved: bool = False
     prefetched: bool = False

@@ -51,6 +51,7 @@ from .records import (
     ASSIGNED,
     CANCELLED,
     DONE,
+    EMPTY,
     FAILED,
     FINISHED,
     LOST,
@@ -59,12 +60,16 @@ from .records import (
     WAITING,
     ActorState,
     TaskState,
+    added,
+    discard,
     framework_error,
     upstream_outcome,
 )
 from .specs import DRIVER, Outcome, TaskMsg, TaskSpec, WorkerStats
 
 BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anyway
+MAX_REQ_SHAPES = 1024  # requirement shapes whose reservation dict is shared
+NO_REQ: dict[str, float] = {}  # a stored object reserves nothing (shared, never written)
 
 
 class SchedulerState:
@@ -96,6 +101,7 @@ class SchedulerState:
         self._resolves: defaultdict[int, list[tuple[int, Outcome]]] = defaultdict(list)
         self._wake_workers: set[int] = set()  # workers whose held tasks go out in this flush
         self._satisfiable: set[Any] = set()  # requirement shapes some live worker can meet
+        self._req_shapes: dict[tuple[Any, ...], dict[str, float]] = {}
 
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instruction]:
@@ -200,11 +206,8 @@ class SchedulerState:
         self.now = now
         if spec.kind == "put":
             raise ValueError("stored objects are registered with put(), not submit()")
-        req = spec.requirements.as_dict()
-        if spec.kind == "task":
-            req["cpu"] = max(req.get("cpu", 0.0), 1.0)
-        t = TaskState(spec=spec, req=req, retries_left=spec.max_retries, submitted=now)
-        t.holders.add(holder)
+        req = self._req_of(spec)
+        t = TaskState(spec=spec, req=req, holders={holder}, retries_left=spec.max_retries, submitted=now)
         error = self._requirement_error(t, holder)
         self._register(t)
         if error is not None:
@@ -216,6 +219,22 @@ class SchedulerState:
                 actor_rules.register(self, t)
             self._prepare(t)
         return self._flush()
+
+    def _req_of(self, spec: TaskSpec) -> dict[str, float]:
+        """What ``spec`` reserves on its worker while it runs (a plain task: one CPU).
+
+        One shared, read-only dict per requirement shape: futures of the same shape (almost
+        all of them) hold the same dict, not a copy each."""
+        r = spec.requirements
+        key = (spec.kind == "task", r.cpu, r.ram, r.gpu, tuple(sorted(r.custom.items())) if r.custom else ())
+        req = self._req_shapes.get(key)
+        if req is None:
+            req = r.as_dict()
+            if spec.kind == "task":
+                req["cpu"] = max(req.get("cpu", 0.0), 1.0)
+            if len(self._req_shapes) < MAX_REQ_SHAPES:
+                self._req_shapes[key] = req
+        return req
 
     def _requirement_error(self, t: TaskState, holder: int) -> str | None:
         """Why no worker could ever run ``t`` (None if one could); raised at the kernel."""
@@ -241,8 +260,9 @@ class SchedulerState:
         """An object stored by a client; it is done from the start and never rebuilt."""
         self.now = now
         spec = TaskSpec(tid=tid, kind="put", allow_reconstruction=False, owner=holder)
-        t = TaskState(spec=spec, req={}, state=DONE, outcome=outcome, submitted=now, finished=now)
-        t.holders.add(holder)
+        t = TaskState(
+            spec=spec, req=NO_REQ, holders={holder}, state=DONE, outcome=outcome, submitted=now, finished=now
+        )
         t.resolved = True
         self.tasks[tid] = t
         self.counts["done"] += 1
@@ -266,7 +286,7 @@ class SchedulerState:
             self._make_ready(t)
 
     def _link_inputs(self, t: TaskState) -> bool:
-        t.waiting_on.clear()
+        t.waiting_on = EMPTY
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is None:
@@ -282,9 +302,9 @@ class SchedulerState:
             if dep.state in (FAILED, CANCELLED):
                 self._fail(t, upstream_outcome(dep))
                 return False
-            dep.consumers.add(t.spec.tid)
+            dep.consumers = added(dep.consumers, t.spec.tid)
             if dep.state != DONE:
-                t.waiting_on.add(d)
+                t.waiting_on = added(t.waiting_on, d)
         return True
 
     def _rebuild(self, t: TaskState) -> None:
@@ -305,7 +325,7 @@ class SchedulerState:
             return
         t.outcome = None
         t.retries_left = t.spec.max_retries
-        t.avoid.clear()
+        t.avoid = EMPTY
         self._requeue(t)
 
     def _requeue(self, t: TaskState) -> None:
@@ -408,7 +428,7 @@ class SchedulerState:
             self._requeue(t)
         elif t.spec.kind == "task" and t.retries_left > 0:
             t.retries_left -= 1
-            t.avoid.add(wid)
+            t.avoid = added(t.avoid, wid)
             self._requeue(t)
         else:
             self._fail(t, outcome)
@@ -419,7 +439,7 @@ class SchedulerState:
             ct = self.tasks.get(c)
             if ct is None or ct.state != WAITING or tid not in ct.waiting_on:
                 continue
-            ct.waiting_on.discard(tid)
+            discard(ct.waiting_on, tid)
             if not ct.waiting_on:
                 if ct.spec.kind == "call":
                     actor_rules.pump(self, self.actors[ct.spec.actor or -1])
@@ -462,7 +482,7 @@ class SchedulerState:
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is not None:
-                dep.consumers.discard(t.spec.tid)
+                discard(dep.consumers, t.spec.tid)
                 self._maybe_free(dep)
         self._maybe_free(t)
 

@@ -202,6 +202,25 @@ def test_gpu_is_reserved_until_its_task_finishes():
     assert runs(finish(s, r1[1]))[2][0] == 1
 
 
+def test_futures_of_one_shape_share_a_reservation_that_running_them_never_changes():
+    s = cluster({"cpu": 4.0, "gpu": 1.0})
+    specs = [
+        task(1),
+        task(2),
+        task(3, requirements=Requirements(gpu=1)),
+        task(4, requirements=Requirements(gpu=1)),
+    ]
+    r = {}
+    for spec in specs:
+        r.update(runs(s.submit(spec, DRIVER, 0.0)))
+    plain, gpu = s.tasks[1].req, s.tasks[3].req
+    assert s.tasks[2].req is plain and s.tasks[4].req is gpu and plain is not gpu
+    for tid in (1, 3):
+        finish(s, r[tid])
+    assert plain == {"cpu": 1.0} and gpu == {"cpu": 1.0, "gpu": 1.0}
+    assert s.tasks[2].consumers == s.tasks[2].waiting_on == s.tasks[2].avoid == set()
+
+
 # -- retries -----------------------------------------------------------------------------
 
 
