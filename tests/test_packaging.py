@@ -93,6 +93,7 @@ def test_a_worker_imports_what_a_worker_needs_and_not_the_api() -> None:
         "IPython",
         "ipywidgets",
         "distributed",
+        "psutil",  # imported by the heartbeat thread, after the worker said HELLO
     }
     probe = "import sys, jupyter_futures.local.worker.process\nprint(' '.join(sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -36,10 +36,18 @@ def ipc_address(directory: Path, name: str) -> str:
     return f"ipc://{directory / name}"
 
 
+RECONNECT_FIRST_MS = 2  # zmq's default, 100 ms, was most of a new worker's first task
+RECONNECT_MAX_MS = 10  # a worker that is slow to start costs a failed connect per 10 ms
+
+
 def _configure(sock: zmq.Socket[Any]) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.RCVHWM, 0)
+    # The kernel connects to a worker's inbox as it starts the worker, before the worker
+    # has bound it: zmq tries again after RECONNECT_IVL, doubling up to the maximum.
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_FIRST_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
 
 
 class Outbox:

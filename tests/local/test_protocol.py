@@ -6,11 +6,14 @@ import hashlib
 import hmac
 import pickle
 from hashlib import blake2b
+from pathlib import Path
 
 import pytest
+import zmq
 
 from jupyter_futures.local import protocol as P
 from jupyter_futures.local.protocol import Codec, Outcome, Requirements, SignatureError, TaskMsg, TaskSpec
+from jupyter_futures.local.transport import RECONNECT_FIRST_MS, RECONNECT_MAX_MS, Inbox, Outbox, ipc_address
 
 KEY = b"k" * 32
 
@@ -188,3 +191,28 @@ def test_requirements_as_dict_drops_zeros():
     assert Requirements(cpu=2, gpu=0).as_dict() == {"cpu": 2}
     req = Requirements(ram=2.0**30, custom={"licence": 1.0, "unused": 0.0})
     assert req.as_dict() == {"ram": 2.0**30, "licence": 1.0}
+
+
+def test_an_outbox_connected_before_its_peer_binds_delivers_once_it_does(tmp_path: Path) -> None:
+    """The kernel connects to a worker's inbox as it starts the worker, before the worker
+    binds it: the first message must follow as soon as the inbox exists, not at zmq's
+    default reconnect interval (100 ms, once most of a new worker's first task)."""
+    ctx = zmq.Context()
+    codec = Codec(KEY)
+    address = ipc_address(tmp_path, "inbox")
+    box = Outbox(ctx, address, codec)
+    inbox = None
+    try:
+        assert box._sock.getsockopt(zmq.RECONNECT_IVL) == RECONNECT_FIRST_MS
+        assert box._sock.getsockopt(zmq.RECONNECT_IVL_MAX) == RECONNECT_MAX_MS <= 10
+        assert box.send((P.SHUTDOWN,))  # queued while nobody listens
+        inbox = Inbox(ctx, address, codec)
+        poller = zmq.Poller()
+        poller.register(inbox.sock, zmq.POLLIN)
+        assert poller.poll(5000), "the queued message never arrived"
+        assert inbox.drain() == [(P.SHUTDOWN,)]
+    finally:
+        box.close()
+        if inbox is not None:
+            inbox.close()
+        ctx.term()

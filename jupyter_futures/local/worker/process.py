@@ -31,7 +31,6 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zmq
 
 from ...capture.output import TaskOutput
@@ -84,8 +83,7 @@ class Worker:
         os.set_blocking(self._wake_w, False)
         self._exiting = False
         self._exit_lock = threading.RLock()
-        self._process = psutil.Process()
-        self._process.cpu_percent()
+        self._process: Any = None  # psutil's view of this process, from the first heartbeat
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> None:
@@ -277,9 +275,13 @@ class Worker:
             self.outbox.send((P.HEARTBEAT, self.wid, self.stats()))
 
     def stats(self) -> WorkerStats:
+        import psutil  # on the heartbeat thread, past HELLO: not on the start-up path
+
         try:
+            if self._process is None:
+                self._process = psutil.Process()
             rss = self._process.memory_info().rss
-            cpu = self._process.cpu_percent()
+            cpu = self._process.cpu_percent()  # the first call starts the count (0.0)
         except psutil.Error:
             rss, cpu = 0, 0.0
         store = self.store
