@@ -129,7 +129,7 @@ class LocalBackend(BaseClient):
     def _release_later(self, tid: int) -> None:
         self.cluster.release_later(tid)
 
-    def _free_dropped(self) -> None:
+    def _drain_releases(self) -> None:
         self.cluster.drain_releases()
 
     def _cancel(self, tid: int) -> bool:

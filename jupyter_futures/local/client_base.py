@@ -268,7 +268,7 @@ class BaseClient:
                 "ok", data=packed.to_bytes(), nbytes=packed.nbytes, contained=tuple(packed.contained)
             )
         if packed.nbytes >= POOL_MIN:
-            self._free_dropped()  # a file just let go of may be the one this put recycles
+            self._drain_releases()  # a file just let go of may be the one this put recycles
         name = self.store.put(tid, packed)
         return Outcome(
             "ok",
@@ -421,7 +421,7 @@ class BaseClient:
     def _release_later(self, tid: int) -> None:
         raise NotImplementedError
 
-    def _free_dropped(self) -> None:
+    def _drain_releases(self) -> None:
         """Have the releases queued by dropped futures carried out now (a hint)."""
 
     def _cancel(self, tid: int) -> bool:

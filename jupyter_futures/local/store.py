@@ -127,9 +127,7 @@ def _write_recycled(path: Path, packed: Packed, mapping: mmap.mmap | None) -> mm
         if os.fstat(fd).st_size > size:
             os.ftruncate(fd, size)
         os.posix_fallocate(fd, 0, size)
-        if mapping is None or len(mapping) < size:
-            if mapping is not None:
-                mapping.close()
+        if mapping is None:  # else it spans the file at its largest, which holds ``size``
             mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
             _populate(mapping, MADV_POPULATE_WRITE)  # page tables once, not a fault per page
     finally:

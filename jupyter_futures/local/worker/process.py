@@ -29,9 +29,12 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
+
+if TYPE_CHECKING:
+    import psutil
 
 from ...capture.output import TaskOutput
 from ...errors import ObjectLost
@@ -83,7 +86,7 @@ class Worker:
         os.set_blocking(self._wake_w, False)
         self._exiting = False
         self._exit_lock = threading.RLock()
-        self._process: Any = None  # psutil's view of this process, from the first heartbeat
+        self._process: psutil.Process | None = None  # made at the first heartbeat
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> None:
