@@ -5,6 +5,7 @@
     python -m benchmarks.system_runner SYSTEM --groups GROUP --profile FILE
         start-up, warm-up, then: py-spy record --pid <runner> --subprocesses (the driver, the
         workers, all their threads, --rate samples a second) only while GROUP runs, once
+        (or repeated until MIN_SAMPLED_S have passed)
         │
         ├─► results/profile-SYSTEM-WORKLOAD.speedscope.json   a timeline per process and thread
         │                                                     (open it in https://www.speedscope.app)
@@ -13,7 +14,8 @@
 
 A thread's total is the time py-spy saw it on a stack; threads waiting in ``poll`` or on a
 condition show as such (``Poller.poll``, ``Condition.wait``). The group runs once, at full
-size unless ``--smoke``; start-up and the warm-up are not sampled.
+size unless ``--smoke``, and again until a second has passed (a smoke-sized group takes a
+few ms); start-up and the warm-up are not sampled.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from benchmarks import config, procs
 
 ROOT = Path(__file__).resolve().parents[1]
+MIN_SAMPLED_S = 1.0  # the least time a profiled group runs for
 
 
 class ProfilerMissing(RuntimeError):
@@ -87,7 +90,16 @@ def record(system: str, workload: str, out_dir: Path, smoke: bool, rate: int, ti
     speedscope = stem.with_suffix(".speedscope.json")
     speedscope.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "benchmarks.system_runner", system, "--groups", groups[0]]
-    cmd += ["--out", str(stem.with_suffix(".result.json")), "--repeat", "1"]
+    # Once, or again until MIN_SAMPLED_S have passed: a smoke-sized group is over in a few
+    # ms, before py-spy has taken a sample of every process.
+    cmd += [
+        "--out",
+        str(stem.with_suffix(".result.json")),
+        "--repeat",
+        "10000",
+        "--budget",
+        str(MIN_SAMPLED_S),
+    ]
     cmd += ["--profile", str(speedscope), "--rate", str(rate), *(["--smoke"] if smoke else [])]
     tag = procs.new_tag()
     env = procs.runner_env(tag, str(ROOT))
