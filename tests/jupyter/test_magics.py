@@ -231,7 +231,8 @@ def test_remote_cells_are_named_after_their_own_execution_count(
     shown = ANSI.sub("", out.stdout + out.stderr)
     number = result.execution_count  # what the front end shows as In[n]
     assert re.search(rf"Cell In\[{number}\], line 3", shown), (number, shown)
-    result = ip.run_cell("%%remote\n'named'", store_history=True)
+    # a name keeps the cell's record: a cell nobody holds is freed once it is done
+    result = ip.run_cell("%%remote\nnamed = 'named'", store_history=True)
     cluster = shared_client.backend.cluster
     names = cluster.query(lambda st: [t.spec.name for t in st.tasks.values()], cluster.state)
     assert f"%%remote In[{result.execution_count}]" in names, (result.execution_count, names[-3:])
