@@ -20,12 +20,14 @@ from . import current as _current
 if TYPE_CHECKING:  # what ``__getattr__`` below gives, for type checkers and editors
     from .actors import ActorHandle
     from .api import (
+        Executor,
         await_future,
         call_actor,
         create_actor,
         init,
         kill_actor,
         locality,
+        map,
         put,
         shutdown,
         status,
@@ -60,12 +62,14 @@ if TYPE_CHECKING:  # what ``__getattr__`` below gives, for type checkers and edi
 _SOURCES = {
     ".actors": ["ActorHandle"],
     ".api": [
+        "Executor",
         "await_future",
         "call_actor",
         "create_actor",
         "init",
         "kill_actor",
         "locality",
+        "map",
         "put",
         "shutdown",
         "status",
@@ -128,6 +132,7 @@ __all__ = [
     "ActorHandle",
     "Client",
     "ClusterClosedError",
+    "Executor",
     "Future",
     "FutureCancelledError",
     "FutureTimeoutError",
@@ -151,6 +156,7 @@ __all__ = [
     "init",
     "kill_actor",
     "locality",
+    "map",
     "progress",
     "put",
     "shutdown",

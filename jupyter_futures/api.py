@@ -16,6 +16,7 @@ from .backend import ClusterStatus, LocalityRequirement
 from .client import Client
 from .current import current_client_or_none, get_client, on_start, set_client
 from .errors import FutureTimeoutError, NotInKernelError
+from .executor import ClusterExecutor, check_max_workers, check_options
 from .futures import Future
 
 T = TypeVar("T")
@@ -73,6 +74,50 @@ def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
 
 
 submit_future = submit
+
+
+def map(  # jf.map, as Dask's client.map
+    fn: Callable[..., T], *iterables: Any, batch_size: int | None = None, **options: Any
+) -> list[Future[T]]:
+    """``fn`` over the iterables, one task (and one :class:`Future`) per item, as
+    ``submit`` would run them; see :meth:`Client.map`.
+
+    Examples
+    --------
+    >>> futures = jf.map(pow, [1, 2, 3], [2, 2, 2])
+    >>> jf.gather(futures)
+    [1, 4, 9]
+    """
+    return get_client().map(fn, *iterables, batch_size=batch_size, **options)  # type: ignore[no-any-return]
+
+
+class Executor(ClusterExecutor):
+    """A standard ``concurrent.futures.Executor`` on the cluster.
+
+    With no cluster running it starts the embedded one, with ``max_workers`` workers, and
+    stops it at shutdown; with one running (``jf.init()`` before) it uses that one, with
+    at most ``max_workers`` calls in flight at a time. ``submit_options`` (``min_cpu``,
+    ``resources``, ``max_retries``, ...) apply to every call. Its futures are plain
+    ``concurrent.futures.Future`` objects.
+
+    Examples
+    --------
+    >>> with jf.Executor(max_workers=2) as ex:
+    ...     list(ex.map(pow, [1, 2, 3], [2, 2, 2]))
+    [1, 4, 9]
+    """
+
+    def __init__(self, max_workers: int | None = None, **submit_options: Any) -> None:
+        check_max_workers(max_workers)
+        check_options(submit_options)
+        client = current_client_or_none()
+        own = client is None or client.closed
+        if own:
+            client = init(n_workers=max_workers)
+        super().__init__(client, max_workers, own=own, **submit_options)
+
+
+Executor.__module__ = "jupyter_futures"
 
 
 def put(obj: Any) -> Future[Any]:

@@ -15,6 +15,7 @@ The public API (``api.py``), the magics and the widgets use a ``Client`` and the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +25,7 @@ from .current import current_client_or_none, set_client
 if TYPE_CHECKING:
     from .actors import ActorHandle
     from .backend import ActorView, Backend, ClusterStatus, FutureView
+    from .executor import ClusterExecutor
     from .futures import Future
 
 T = TypeVar("T")
@@ -115,6 +117,36 @@ class Client:
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; see :func:`jupyter_futures.submit`."""
         return self.backend.submit(fn, *args, **kwargs)
+
+    def map(
+        self, fn: Callable[..., T], *iterables: Any, batch_size: int | None = None, **options: Any
+    ) -> list[Future[T]]:
+        """``fn`` over the iterables (zipped, shortest first), one task and one Future per
+        item, as Dask's ``client.map``; ``options`` are those of ``submit``.
+
+        ``batch_size``: how many items are handed to the scheduler at once (default: all).
+        Whatever the size, every item is its own task; a smaller batch lets the first
+        tasks start while the rest of a long iterable is still being read.
+        """
+        from .executor import check_options
+
+        check_options(options)
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        items = zip(*iterables)
+        out: list[Future[T]] = []
+        while batch := list(itertools.islice(items, batch_size)):
+            out += self.backend.submit_many(fn, batch, **options)
+            if batch_size is None:
+                break
+        return out
+
+    def executor(self, max_workers: int | None = None, **submit_options: Any) -> ClusterExecutor:
+        """A standard ``concurrent.futures.Executor`` on this cluster (at most
+        ``max_workers`` calls in flight; ``submit_options`` apply to every call)."""
+        from .executor import ClusterExecutor
+
+        return ClusterExecutor(self, max_workers, **submit_options)
 
     def put(self, obj: Any) -> Future[Any]:
         """Store ``obj`` in the cluster now; returns a Future that is already done."""

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from on_dask.dask_cluster import DaskCluster, dask_cluster  # noqa: F401 - the Dask fixture
+from engines import ENGINES, start_engine
+from on_dask.dask_cluster import dask_cluster  # noqa: F401 - the Dask fixture
 
 import jupyter_futures as jf
 
 pytestmark = pytest.mark.timeout(180)
-
-ENGINES = ["local", "threads", "dask"]
 
 EXCLUDED: dict[tuple[str, str], str] = {
     ("threads", "test_a_worker_process_runs_the_work"): "threads run in the kernel's own process",
@@ -30,14 +29,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     reason = EXCLUDED.get((name, request.node.originalname))
     if reason:
         pytest.skip(f"not on {name}: {reason}")
-    if name == "local":
-        jf.init(2)
-    elif name == "threads":
-        jf.init(2, processes=False)
-    else:
-        cluster: DaskCluster = request.getfixturevalue("dask_cluster")
-        cluster.wait_for_workers(2)
-        jf.init(address=cluster.address)
+    start_engine(name, request)
     yield name
     jf.shutdown()
 

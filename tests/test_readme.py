@@ -30,3 +30,21 @@ def test_readme_opens_with_the_two_commands() -> None:
     head = README.read_text().split("\n## ", 1)[0]
     assert "bash .ci/run" in head
     assert "notebooks/01-quickstart.ipynb" in head
+
+
+def test_map_and_executor_example_runs(tmp_path: Path) -> None:
+    code = python_block_after("### Many items: `map` and a standard `Executor`")
+    script = tmp_path / "example.py"  # a file: the example defines its function at top level
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["[2.0, 12.0, 103.0]", "[10, 20]", "31 True"]
+
+
+def test_joblib_example_runs(tmp_path: Path) -> None:
+    code = python_block_after("### joblib and scikit-learn")
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "{'C': 1}"

@@ -204,6 +204,18 @@ class SchedulerState:
     def submit(self, spec: TaskSpec, holder: int, now: float) -> list[Instruction]:
         """A new future. Raises UnsatisfiableRequirementError for the kernel's own calls."""
         self.now = now
+        self._add(spec, holder)
+        return self._flush()
+
+    def submit_many(self, specs: list[TaskSpec], holder: int, now: float) -> list[Instruction]:
+        """New futures, placed together: one flush, so one message per worker."""
+        self.now = now
+        for spec in specs:
+            self._add(spec, holder)
+        return self._flush()
+
+    def _add(self, spec: TaskSpec, holder: int) -> None:
+        now = self.now
         if spec.kind == "put":
             raise ValueError("stored objects are registered with put(), not submit()")
         req = self._req_of(spec)
@@ -218,7 +230,6 @@ class SchedulerState:
             if spec.kind == "actor":
                 actor_rules.register(self, t)
             self._prepare(t)
-        return self._flush()
 
     def _req_of(self, spec: TaskSpec) -> dict[str, float]:
         """What ``spec`` reserves on its worker while it runs (a plain task: one CPU).

@@ -451,6 +451,12 @@ class DaskBackend(ActorsOnDask):
         except Exception as exc:  # does not pickle, scheduler gone
             self._fail(rec, errors.SerializationError(f"future {rec.fid} could not be sent to Dask: {exc!r}"))
 
+    def submit_many(
+        self, fn: Callable[..., T], arg_tuples: list[tuple[Any, ...]], **options: Any
+    ) -> list[Future[T]]:
+        """One ``submit`` per tuple (each is its own task here too)."""
+        return [self.submit(fn, *args, **options) for args in arg_tuples]
+
     def put(self, obj: Any) -> Future[Any]:
         rec, f = self._new_record("put", "put")
         [rec.dfut] = self._client.scatter([obj], hash=False)

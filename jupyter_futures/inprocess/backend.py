@@ -59,7 +59,7 @@ class _Task:
     kind: str  # task, actor, call
     run: Callable[[], Any]  # resolves the inputs and calls the function
     deps: list[Future[Any]]
-    future: Future[Any]
+    future: Future[Any] | None  # held until settled, then only weakly (``settled``)
     retries: int = 0
     state: str = "pending"  # pending, running, done, failed, cancelled
     worker: int | None = None
@@ -69,6 +69,24 @@ class _Task:
     error: str = ""
     root: int | None = None  # the kernel future this one descends from
     thread: int | None = None  # ident of the thread running it
+    settled: weakref.ref[Future[Any]] | None = None
+
+    def handle(self) -> Future[Any] | None:
+        """Its Future, while someone holds it (the record never keeps a value alive)."""
+        return self.future if self.future is not None else (self.settled() if self.settled else None)
+
+    def forget_work(self) -> None:
+        """Settled: the function, its arguments and the Future (with its value) are the
+        user's to keep or drop, not this record's."""
+        if self.future is not None:
+            self.settled = weakref.ref(self.future)
+        self.future = None
+        self.run = _spent
+        self.deps = []
+
+
+def _spent() -> Any:
+    raise AssertionError("a settled task was run again")
 
 
 @dataclass
@@ -179,7 +197,10 @@ class ThreadBackend:
                 task.error = f"{type(exc).__name__}: {exc}"
             self._forget_old()
         info = FutureInfo(duration=task.duration, worker=task.worker)
-        task.future._settle(payload=value, exc=exc, cancelled=cancelled, info=info)
+        f = task.future
+        task.forget_work()
+        if f is not None:
+            f._settle(payload=value, exc=exc, cancelled=cancelled, info=info)
 
     def _forget_old(self) -> None:
         while len(self._tasks) > KEEP_RECORDS:
@@ -291,8 +312,15 @@ class ThreadBackend:
         self._check_requirements(min_cpu, min_gpu, resources)
         label = name or str(getattr(fn, "__name__", "task"))
         task = self._new_task("task", label, fn, args, kwargs, max_retries)
+        f = task.future
         self._when_inputs_done(task, self._enqueue)
-        return task.future
+        return f  # type: ignore[return-value]
+
+    def submit_many(
+        self, fn: Callable[..., T], arg_tuples: list[tuple[Any, ...]], **options: Any
+    ) -> list[Future[T]]:
+        """One ``submit`` per tuple (each is its own task here too)."""
+        return [self.submit(fn, *args, **options) for args in arg_tuples]
 
     def put(self, obj: Any) -> Future[Any]:
         self._check_open()
@@ -328,6 +356,7 @@ class ThreadBackend:
             return ActorHandle(aid, cls.__name__, public_methods(cls), self)
 
         task = self._new_task("actor", cls.__name__, construct, args, kwargs, actor_id=aid)
+        f = task.future
         with self._lock:
             self._actors[aid] = actor
         actor.thread = threading.Thread(
@@ -336,7 +365,7 @@ class ThreadBackend:
         self._threads.append(actor.thread)
         actor.thread.start()
         actor.calls.put(task)
-        return task.future
+        return f  # type: ignore[return-value]
 
     def _serve_actor(self, actor: _Actor) -> None:
         self._tls.worker = 0
@@ -374,13 +403,14 @@ class ThreadBackend:
             return getattr(record.instance, method)(*a, **k)
 
         task = self._new_task("call", f"{record.cls.__name__}.{method}", call, args, kwargs)
+        f = task.future
         if record.state == "dead":
             self._finish(task, exc=errors.ActorDiedError(f"actor {aid} is dead: {record.death}"))
-            return task.future
+            return f  # type: ignore[return-value]
         with self._lock:
             record.queued += 1
         record.calls.put(task)
-        return task.future
+        return f  # type: ignore[return-value]
 
     def kill_actor(self, actor: Any) -> None:
         aid = actor.id if isinstance(actor, ActorHandle) else getattr(actor, "actor_id", None)
@@ -469,7 +499,7 @@ class ThreadBackend:
 
     def unsettled(self) -> list[Future[Any]]:
         with self._lock:
-            return [t.future for t in self._tasks.values() if t.state in ("pending", "running")]
+            return [t.future for t in self._tasks.values() if t.future is not None]
 
     def status(self) -> ClusterStatus:
         import psutil
@@ -541,11 +571,14 @@ class ThreadBackend:
         for t in unfinished:
             with self._lock:
                 t.state = "failed"
-            t.future._abandon(
-                errors.ClusterClosedError(
-                    f"the cluster was shut down before future {t.fid} ({t.name}) finished"
+            f = t.future
+            t.forget_work()
+            if f is not None:
+                f._abandon(
+                    errors.ClusterClosedError(
+                        f"the cluster was shut down before future {t.fid} ({t.name}) finished"
+                    )
                 )
-            )
         for _ in range(len(self._threads)):  # spare threads may take some of these
             self._ready.put(None)
         for a in self._actors.values():
@@ -570,6 +603,7 @@ def _interrupt(thread: int | None) -> None:
 def _future(cluster: str, fid: int) -> Future[Any]:
     backend = _backends.get(cluster)
     task = backend._tasks.get(fid) if backend is not None else None
-    if task is None:
+    f = task.handle() if task is not None else None
+    if f is None:
         raise errors.SerializationError(f"future {fid} was unpickled outside its threads backend")
-    return task.future
+    return f

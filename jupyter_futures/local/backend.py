@@ -120,6 +120,11 @@ class LocalBackend(BaseClient):
             self.cluster.set_sys_path(sys.path)
         self.cluster.call(self.cluster.state.submit, spec, DRIVER, time.monotonic())
 
+    def _send_specs(self, specs: list[TaskSpec]) -> None:
+        if sys.path != self.cluster.sys_path:
+            self.cluster.set_sys_path(sys.path)
+        self.cluster.call(self.cluster.state.submit_many, specs, DRIVER, time.monotonic())
+
     def _put(self, tid: int, outcome: Outcome) -> None:
         self.cluster.call(self.cluster.state.put, tid, outcome, DRIVER, time.monotonic())
 

@@ -239,18 +239,40 @@ class BaseClient:
         """Run ``fn(*args, **kwargs)`` on a worker; returns a Future of its result."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
-        prepared = self._spec(
-            "task",
+        fields = _task_fields(
             fn,
-            args,
-            kwargs,
-            requirements=_requirements(min_cpu, min_ram, min_gpu, resources),
-            locality=_locality(locality),
-            max_retries=_non_negative_int("max_retries", max_retries),
-            allow_reconstruction=bool(allow_reconstruction),
-            name=name or getattr(fn, "__name__", "task"),
+            min_cpu=min_cpu,
+            min_ram=min_ram,
+            min_gpu=min_gpu,
+            resources=resources,
+            locality=locality,
+            max_retries=max_retries,
+            allow_reconstruction=allow_reconstruction,
+            name=name,
         )
-        return self._submit(prepared)
+        return self._submit(self._spec("task", fn, args, kwargs, **fields))
+
+    def submit_many(
+        self, fn: Callable[..., T], arg_tuples: list[tuple[Any, ...]], **options: Any
+    ) -> list[Future[T]]:
+        """``fn(*args)`` for each tuple, one task each, handed to the scheduler together
+        (``options``: those of ``submit``)."""
+        if not callable(fn):
+            raise TypeError(f"map() needs a callable, got {type(fn).__name__}")
+        fields = _task_fields(fn, **options)
+        prepared = [self._spec("task", fn, args, {}, **fields) for args in arg_tuples]
+        futures = [self._new_future(spec.tid, spec.name) for spec, _stored in prepared]
+        try:
+            self._send_specs([spec for spec, _stored in prepared])
+        except BaseException:
+            with self._futures_lock:
+                for f in futures:
+                    self._futures.pop(f.id, None)
+                    self._pending.pop(f.id, None)
+            for f in futures:
+                f._backend = None  # type: ignore[assignment]  # nothing to release
+            raise
+        return futures
 
     def put(self, obj: Any) -> Future[Any]:
         """Store ``obj`` in shared memory now; returns a Future that is already done."""
@@ -412,6 +434,10 @@ class BaseClient:
     def _send_spec(self, spec: TaskSpec) -> None:
         raise NotImplementedError
 
+    def _send_specs(self, specs: list[TaskSpec]) -> None:
+        for spec in specs:
+            self._send_spec(spec)
+
     def _put(self, tid: int, outcome: Outcome) -> None:
         raise NotImplementedError
 
@@ -446,6 +472,28 @@ class BaseClient:
 
     def wants_value(self, f: Future[Any]) -> None:
         """Nothing to fetch: a value is read from shared memory where it lies."""
+
+
+def _task_fields(
+    fn: Any,
+    *,
+    min_cpu: float = 0,
+    min_ram: float = 0,
+    min_gpu: float = 0,
+    resources: dict[str, float] | None = None,
+    locality: LocalityRequirement | Future[Any] | None = None,
+    max_retries: int = 0,
+    allow_reconstruction: bool = True,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The spec fields of a task from ``submit``'s options, checked."""
+    return dict(
+        requirements=_requirements(min_cpu, min_ram, min_gpu, resources),
+        locality=_locality(locality),
+        max_retries=_non_negative_int("max_retries", max_retries),
+        allow_reconstruction=bool(allow_reconstruction),
+        name=name or getattr(fn, "__name__", "task"),
+    )
 
 
 def _requirements(

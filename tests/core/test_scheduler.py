@@ -692,6 +692,7 @@ EVENTS = {
     "worker_ready",
     "heartbeat",
     "submit",
+    "submit_many",
     "put",
     "done",
     "acquire",
@@ -714,6 +715,21 @@ def test_every_event_takes_now_and_every_public_method_is_an_event_or_a_query():
     for name in EVENTS:
         params = list(inspect.signature(getattr(SchedulerState, name)).parameters)
         assert params[-1] == "now", name
+
+
+def test_submit_many_places_a_batch_in_one_message_per_worker():
+    s = cluster()
+    instrs = s.submit_many([task(t) for t in range(1, 9)], DRIVER, 1.0)
+    batches = sent(instrs, RunTasks)
+    assert sorted(b.worker for b in batches) == [1, 2]  # one RUN per worker, not one per task
+    started = runs(instrs)
+    assert len(started) == min(8, 2 * (1 + prefetch_depth(1)))  # what the two can hold now
+    assert {w for w, _ in started.values()} == {1, 2}
+    one_by_one = cluster()
+    alone = {}
+    for t in range(1, 9):
+        alone.update(runs(one_by_one.submit(task(t), DRIVER, 1.0)))
+    assert {t: w for t, (w, _) in alone.items()} == {t: w for t, (w, _) in started.items()}
 
 
 def test_a_task_placed_when_a_worker_says_hello_starts_at_that_time():
