@@ -17,7 +17,7 @@ from .client import Client
 from .current import current_client_or_none, get_client, on_start, set_client
 from .errors import FutureTimeoutError, NotInKernelError
 from .executor import ClusterExecutor, check_max_workers, check_options
-from .futures import Future
+from .futures import Future, WorkerId
 
 T = TypeVar("T")
 
@@ -148,6 +148,20 @@ def call_actor(
 def kill_actor(actor: ActorHandle | Future[ActorHandle]) -> None:
     """Stop an actor; calls still queued fail with :class:`ActorDiedError`."""
     get_client().kill_actor(actor)
+
+
+def logs(worker: WorkerId | None = None) -> dict[WorkerId, str]:
+    """What workers wrote outside any task, by worker id: warnings, prints from their own
+    threads, a crash's traceback, the stacks faulthandler dumps when one segfaults.
+
+    The local engine keeps each worker's log, dead workers' too, until shutdown (the end of
+    each, 64 KiB); on Dask these are the workers' log records; the threads engine has none
+    (its workers write to the kernel's own streams).
+    """
+    client = get_client()
+    if not isinstance(client, Client):
+        raise NotInKernelError("logs() is available in the kernel, not inside tasks")
+    return client.logs(worker)
 
 
 def status() -> ClusterStatus:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .actors import ActorHandle
     from .backend import ActorView, Backend, ClusterStatus, FutureView
     from .executor import ClusterExecutor
-    from .futures import Future
+    from .futures import Future, WorkerId
 
 T = TypeVar("T")
 
@@ -90,6 +90,10 @@ class Client:
     def status(self) -> ClusterStatus:
         """A snapshot of workers, futures by state, actors and stored objects."""
         return self.backend.status()
+
+    def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
+        """What each worker (or ``worker``) wrote outside any task; see :func:`jupyter_futures.logs`."""
+        return self.backend.logs(worker)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
         """Block until ``n`` workers (default: all) have started."""

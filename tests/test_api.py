@@ -41,6 +41,7 @@ PUBLIC = [
     "init",
     "kill_actor",
     "locality",
+    "logs",
     "map",
     "progress",
     "put",

@@ -147,3 +147,31 @@ def test_a_worker_process_runs_the_work(engine: str) -> None:
     import os
 
     assert jf.submit(pid).result(30) != os.getpid()
+
+
+def log_a_line(text: str) -> None:
+    import logging
+    import threading
+
+    # Outside the task itself: a thread of the worker's own, logging as a library would.
+    t = threading.Thread(target=logging.getLogger("distributed.worker").warning, args=(text,))
+    t.start()
+    t.join()
+
+
+def test_logs_are_by_worker(engine: str) -> None:
+    jf.submit(log_a_line, "a line for the logs").result(30)
+    logs: dict[Any, str] = {}
+    for _ in range(100):  # bounded: 10 s
+        logs = jf.logs()
+        if engine == "threads" or any("a line for the logs" in text for text in logs.values()):
+            break
+        time.sleep(0.1)
+    if engine == "threads":
+        assert logs == {}, "workers are threads of the kernel: what they write is the kernel's"
+        return
+    assert any("a line for the logs" in text for text in logs.values()), logs
+    ids = {w["id"] for w in jf.status()["workers"]}
+    assert ids <= set(logs)
+    one = next(iter(ids))
+    assert set(jf.logs(one)) == {one}

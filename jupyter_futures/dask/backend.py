@@ -46,13 +46,14 @@ from ..backend import (
     OutputHandler,
     default_output,
 )
-from ..futures import Future, FutureInfo
+from ..futures import Future, FutureInfo, WorkerId
 from . import worker as remote
 from .actors import ActorsOnDask
 from .packing import locate, pack
 from .records import KEEP_RECORDS, PLAIN, ActorRecord, Fetched, Held, Record, key_prefix, worker_row
 
 T = TypeVar("T")
+LOG_RECORDS = 200  # log records per Dask worker that logs() returns
 log = logging.getLogger("jupyter_futures")
 _backends: weakref.WeakValueDictionary[str, DaskBackend] = weakref.WeakValueDictionary()
 
@@ -751,6 +752,16 @@ class DaskBackend(ActorsOnDask):
     def unsettled(self) -> list[Future[Any]]:
         with self._lock:
             return [r.future for r in self._records.values() if r.future is not None]
+
+    def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
+        """Each Dask worker's recent log records (its ``logging`` output), by address."""
+        records = self._client.get_worker_logs(
+            n=LOG_RECORDS, workers=[worker] if worker is not None else None
+        )
+        return {
+            addr: "".join(f"{level} {message}\n" for level, message in entries)
+            for addr, entries in sorted(records.items())
+        }
 
     def status(self) -> ClusterStatus:
         workers = self._workers(fresh=True)

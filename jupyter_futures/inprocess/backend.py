@@ -44,7 +44,7 @@ from ..backend import (
     WorkerStatus,
     sizes_from_info,
 )
-from ..futures import Future, FutureInfo
+from ..futures import Future, FutureInfo, WorkerId
 from .arguments import find_futures
 
 T = TypeVar("T")
@@ -500,6 +500,11 @@ class ThreadBackend:
     def unsettled(self) -> list[Future[Any]]:
         with self._lock:
             return [t.future for t in self._tasks.values() if t.future is not None]
+
+    def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
+        """Nothing: workers are threads of this process, and what they write outside tasks
+        goes to the kernel's own streams."""
+        return {}
 
     def status(self) -> ClusterStatus:
         import psutil

@@ -11,6 +11,8 @@
                                                       snapshot and sends it to every open
                                                       comm when it differs from the last one
     comm_msg {"type": "refresh"} ──────────────────► send the current snapshot again
+    comm_msg {"type": "logs"} ─────────────────────► reply {"type": "logs", "logs": what
+                                                      each worker wrote outside tasks}
     comm_close ────────────────────────────────────► forget the comm; when none is left the
                                                       thread stops
 
@@ -55,6 +57,20 @@ class RefreshMessage(TypedDict):
     type: Literal["refresh"]
 
 
+class LogsRequest(TypedDict):
+    """Panel to kernel: send the workers' logs."""
+
+    type: Literal["logs"]
+
+
+class LogsMessage(TypedDict):
+    """Kernel to panel: the end of each worker's log by worker id, or ``None`` when no
+    cluster runs."""
+
+    type: Literal["logs"]
+    logs: dict[str, str] | None
+
+
 class CommLike(Protocol):
     """The part of ``comm.base_comm.BaseComm`` this module uses."""
 
@@ -81,6 +97,17 @@ def cluster_status() -> dict[str, Any] | None:
     # Round trip through JSON so that what we compare is exactly what the panel will get.
     result: dict[str, Any] = json.loads(json.dumps(snapshot, default=str))
     return result
+
+
+def cluster_logs() -> dict[str, str] | None:
+    """``logs()`` of the kernel's cluster with string keys (JSON's), or ``None``."""
+    client = current_client_or_none()
+    if not isinstance(client, Client) or client.closed:
+        return None
+    try:
+        return {str(worker): text for worker, text in client.logs().items()}
+    except Exception:  # the cluster is shutting down under us
+        return None
 
 
 class StatusPublisher:
@@ -126,8 +153,13 @@ class StatusPublisher:
     def _on_msg(self, msg: dict[str, Any]) -> None:
         data = msg.get("content", {}).get("data", {})
         comm = self._comms.get(msg.get("content", {}).get("comm_id", ""))
-        if comm is not None and isinstance(data, dict) and data.get("type") == "refresh":
+        if comm is None or not isinstance(data, dict):
+            return
+        if data.get("type") == "refresh":
             self._send_to(comm, self._snapshot())
+        elif data.get("type") == "logs":
+            reply: LogsMessage = {"type": "logs", "logs": cluster_logs()}
+            self._send_to(comm, json.dumps(reply))
 
     def _on_close(self, msg: dict[str, Any]) -> None:
         self.forget(msg.get("content", {}).get("comm_id", ""))

@@ -26,7 +26,7 @@ from ..backend import (
     OutputHandler,
     sizes_from_info,
 )
-from ..futures import Future
+from ..futures import Future, WorkerId
 from . import views
 from .client_base import BaseClient
 from .cluster import LocalCluster
@@ -222,6 +222,12 @@ class LocalBackend(BaseClient):
         create = self.cluster.query(lambda: self.cluster.state.actors[actor.id].create_tid)
         # Not placed yet (-1): follow its creation future, wherever it lands.
         return LocalityRequirement(a.worker if a.worker is not None else -1, create)
+
+    def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
+        """What each worker wrote outside tasks (the end of its log), dead workers too."""
+        if worker is not None and not isinstance(worker, int):
+            raise TypeError(f"worker {worker!r} is not a worker of the local engine")
+        return {wid: text for wid, text in self.cluster.logs(worker).items()}
 
     def status(self) -> ClusterStatus:
         """A snapshot of workers, futures by state, actors and stored objects."""

@@ -56,6 +56,7 @@ from ..core.instructions import (
     SpawnWorker,
 )
 from ..core.scheduler import SchedulerState
+from . import logs as worker_logs
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
 from .spawner import Spawner, WorkerProcess
@@ -155,6 +156,10 @@ class LocalCluster:
             instrs = event(*args, **kwargs)
             resolves = self._execute(instrs)
         self._deliver(resolves)
+
+    def logs(self, wid: int | None = None) -> dict[int, str]:
+        """The end of what each worker (or ``wid``) wrote outside tasks, dead ones too."""
+        return worker_logs.read(self.sock_dir, wid)
 
     def query(self, fn: Callable[Args, R], *args: Args.args, **kwargs: Args.kwargs) -> R:
         """Read the scheduler's state under the lock (``fn`` must not change it)."""
@@ -285,6 +290,7 @@ class LocalCluster:
             # Workers import what the kernel can: its sys.path (and, through "", its
             # working directory) at their start, and every later change (set_sys_path).
             "sys_path": self.sys_path,
+            "log": str(worker_logs.create(self.sock_dir, wid)),  # what it writes outside tasks
         }
         env = worker_env()
         # In the kernel's working directory and environment of now: forked by the zygote

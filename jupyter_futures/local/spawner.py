@@ -27,6 +27,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from .logs import open_for_append
+
 log = logging.getLogger("jupyter_futures")
 ZYGOTE_MODULE = "jupyter_futures.local.worker.zygote"
 ZYGOTE_START_TIMEOUT = 20.0  # seconds for the zygote to import what a worker needs
@@ -263,9 +265,20 @@ class Spawner:
 
 
 def _fresh(config: dict[str, Any], env: dict[str, str], cwd: str) -> subprocess.Popen[bytes]:
+    log = open_for_append(config["log"])  # from its first line: an import error lands there too
+    try:
+        proc = _popen(config, env, cwd, log)
+    finally:
+        os.close(log)
+    return proc
+
+
+def _popen(config: dict[str, Any], env: dict[str, str], cwd: str, log: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_futures.local.worker"],
         stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
         env=env,
         cwd=cwd,
         close_fds=True,

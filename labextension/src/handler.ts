@@ -12,7 +12,14 @@ import { ISessionContext } from '@jupyterlab/apputils';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 
-import { COMM_TARGET, ClusterModel, IRefreshMessage, isStatusMessage } from './model';
+import {
+  COMM_TARGET,
+  ClusterModel,
+  ILogsRequest,
+  IRefreshMessage,
+  isLogsMessage,
+  isStatusMessage
+} from './model';
 
 /** Kernel states after which the kernel side starts from scratch. */
 const RESET_STATES: ReadonlyArray<Kernel.Status> = ['restarting', 'autorestarting', 'dead'];
@@ -72,6 +79,14 @@ export class ClusterConnection implements IDisposable {
     }
   }
 
+  /** Ask the kernel for the workers' logs (the answer lands in the model). */
+  requestLogs(): void {
+    if (this._comm) {
+      const message: ILogsRequest = { type: 'logs' };
+      this._comm.send({ ...message });
+    }
+  }
+
   dispose(): void {
     if (this._isDisposed) {
       return;
@@ -123,6 +138,8 @@ export class ClusterConnection implements IDisposable {
       const data = msg.content.data;
       if (this._comm === comm && isStatusMessage(data)) {
         this._model.setStatus(data.status);
+      } else if (this._comm === comm && isLogsMessage(data)) {
+        this._model.setLogs(data.logs);
       }
     };
     comm.onClose = () => {

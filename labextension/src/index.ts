@@ -49,6 +49,7 @@ function activate(
     connection.active = visible;
   });
   panel.refreshRequested.connect(() => connection.refresh());
+  panel.logsRequested.connect(() => connection.requestLogs());
 
   // Follow the notebook that last had focus, and its title through renames.
   let followed: NotebookPanel | null = null;

@@ -55,6 +55,17 @@ export interface IRefreshMessage {
   type: 'refresh';
 }
 
+/** Panel to kernel: send what the workers wrote outside tasks. */
+export interface ILogsRequest {
+  type: 'logs';
+}
+
+/** Kernel to panel: the end of each worker's log, by worker id (`null`: no cluster). */
+export interface ILogsMessage {
+  type: 'logs';
+  logs: Record<string, string> | null;
+}
+
 /**
  * Where the panel stands:
  * - `no-notebook`: no notebook is open;
@@ -110,9 +121,20 @@ export class ClusterModel {
     this._changed.emit();
   }
 
+  /** The workers' logs, as the kernel last sent them (`null`: not asked for yet). */
+  get logs(): Record<string, string> | null {
+    return this._logs;
+  }
+
+  setLogs(logs: Record<string, string> | null): void {
+    this._logs = logs;
+    this._changed.emit();
+  }
+
   private _changed = new Signal<this, void>(this);
   private _state: ConnectionState = 'no-notebook';
   private _status: IClusterStatus | null = null;
+  private _logs: Record<string, string> | null = null;
   private _notebook = '';
 }
 
@@ -128,4 +150,13 @@ export function isStatusMessage(data: unknown): data is IStatusMessage {
       (typeof message.status === 'object' &&
         Array.isArray((message.status as { workers?: unknown }).workers)))
   );
+}
+
+/** Narrow an incoming comm payload to a logs message. */
+export function isLogsMessage(data: unknown): data is ILogsMessage {
+  if (typeof data !== 'object' || data === null) {
+    return false;
+  }
+  const message = data as { type?: unknown; logs?: unknown };
+  return message.type === 'logs' && (message.logs === null || typeof message.logs === 'object');
 }

@@ -3,7 +3,10 @@
  *
  * Every snapshot (at most about two a second) rebuilds the body; it is a few dozen
  * nodes, so this stays cheap and keeps the view a pure function of the model. Text from
- * the kernel (actor class names) only ever goes through `textContent`.
+ * the kernel (actor class names, worker logs) only ever goes through `textContent`.
+ *
+ * The Logs section below it stays across snapshots (so it stays open): opening it, or
+ * pressing its refresh, asks the kernel for what the workers wrote outside tasks.
  */
 import { refreshIcon } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -156,6 +159,29 @@ function clusterBody(s: IClusterStatus): HTMLElement[] {
   ];
 }
 
+/** One block per worker: its label, then its log (the end of it) as preformatted text. */
+function logsBody(logs: Record<string, string> | null): HTMLElement[] {
+  if (logs === null) {
+    return [];
+  }
+  const ids = Object.keys(logs);
+  if (!ids.length) {
+    return [el('p', 'jf-Cluster-dim', 'No worker logs here (threads write to the kernel itself).')];
+  }
+  return ids.map(id => {
+    const label = /^\d+$/.test(id) ? workerLabel(Number(id)) : workerLabel(id);
+    const text = logs[id] || '(nothing yet)';
+    const block = el(
+      'div',
+      'jf-Cluster-log',
+      el('div', 'jf-Cluster-workerName', label),
+      el('pre', 'jf-Cluster-logText', text)
+    );
+    block.dataset.workerId = id;
+    return block;
+  });
+}
+
 const MESSAGES: Record<string, string> = {
   'no-notebook': 'Open a notebook to see its cluster.',
   'no-kernel': 'This notebook has no running kernel.',
@@ -183,6 +209,21 @@ export class ClusterPanel extends Widget {
     this._title = el('span', 'jf-Cluster-title', 'Cluster');
     this._subtitle = el('div', 'jf-Cluster-subtitle');
     this._body = el('div', 'jf-Cluster-body');
+    this._logsText = el('div', 'jf-Cluster-logsText');
+    const logsRefresh = el('button', 'jp-Button jf-Cluster-logsRefresh', 'Refresh');
+    logsRefresh.addEventListener('click', () => this._logsRequested.emit());
+    this._logs = el(
+      'details',
+      'jf-Cluster-section jf-Cluster-logs',
+      el('summary', 'jf-Cluster-sectionTitle', 'Logs'),
+      el('p', 'jf-Cluster-dim', 'What workers wrote outside tasks. ', logsRefresh),
+      this._logsText
+    ) as HTMLDetailsElement;
+    this._logs.addEventListener('toggle', () => {
+      if (this._logs.open) {
+        this._logsRequested.emit();
+      }
+    });
     this.node.append(
       el(
         'header',
@@ -190,7 +231,8 @@ export class ClusterPanel extends Widget {
         el('div', 'jf-Cluster-titleRow', this._title, refresh),
         this._subtitle
       ),
-      this._body
+      this._body,
+      this._logs
     );
     model.changed.connect(this._render, this);
     this._render();
@@ -204,6 +246,11 @@ export class ClusterPanel extends Widget {
   /** Emitted when the user asks for a refresh. */
   get refreshRequested(): ISignal<this, void> {
     return this._refreshRequested;
+  }
+
+  /** Emitted when the user opens the Logs section or refreshes it. */
+  get logsRequested(): ISignal<this, void> {
+    return this._logsRequested;
   }
 
   protected override onAfterShow(msg: Message): void {
@@ -226,6 +273,8 @@ export class ClusterPanel extends Widget {
     const status = model.status;
     this.node.dataset.state = model.state;
     this._subtitle.textContent = model.notebook;
+    this._logs.hidden = !(model.state === 'connected' && status);
+    this._logsText.replaceChildren(...logsBody(model.logs));
     if (model.state === 'connected' && status) {
       const on = status.engine === 'dask' ? ` on Dask ${status.address ?? ''}` : '';
       this._subtitle.textContent = `${model.notebook} · cluster ${status.cluster}${on}`;
@@ -240,6 +289,9 @@ export class ClusterPanel extends Widget {
   private _title: HTMLElement;
   private _subtitle: HTMLElement;
   private _body: HTMLElement;
+  private _logs: HTMLDetailsElement;
+  private _logsText: HTMLElement;
+  private _logsRequested = new Signal<this, void>(this);
   private _visibilityChanged = new Signal<this, boolean>(this);
   private _refreshRequested = new Signal<this, void>(this);
 }

@@ -115,6 +115,19 @@ def test_refresh_resends(publisher: labcomm.StatusPublisher) -> None:
     assert len(comm.messages) == before + 1
 
 
+def test_logs_are_sent_when_asked(publisher: labcomm.StatusPublisher) -> None:
+    comm = FakeComm()
+    publisher.open(comm)
+    comm.receive({"type": "logs"})
+    assert comm.messages[-1] == {"type": "logs", "logs": None}  # no cluster: nothing to show
+
+
+def test_cluster_logs_are_by_worker_id(client: jf.Client) -> None:
+    logs = labcomm.cluster_logs()
+    assert logs is not None
+    assert set(logs) == {str(w["id"]) for w in client.status()["workers"]}
+
+
 def test_last_close_stops_the_thread(publisher: labcomm.StatusPublisher) -> None:
     a, b = FakeComm(), FakeComm()
     publisher.open(a)

@@ -37,3 +37,11 @@ def test_a_real_status_has_the_declared_shape() -> None:
         assert set(REQUIRED_STATUS_KEYS) <= set(st)
         keys = dict(iter_status_keys())
         assert set(st["workers"][0]) == set(keys["IWorkerStatus"])
+
+
+def test_the_logs_messages_match_the_kernel_side() -> None:
+    from jupyter_futures.jupyter import labcomm
+
+    source = MODEL.read_text()
+    assert set(interface_fields(source, "ILogsRequest")) == set(labcomm.LogsRequest.__annotations__)
+    assert set(interface_fields(source, "ILogsMessage")) == set(labcomm.LogsMessage.__annotations__)

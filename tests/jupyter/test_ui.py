@@ -18,6 +18,17 @@ from jupyter_futures.jupyter import labcomm
 labcomm.register_comm_target()
 client = jf.init(n_workers=2)
 client.wait_for_workers()
+
+
+def say_outside_a_task():  # a worker's own thread: its log, not this cell
+    import threading
+
+    t = threading.Thread(target=print, args=("hello from a worker's own thread",))
+    t.start()
+    t.join()
+
+
+jf.submit(say_outside_a_task).result()
 client"""
 
 SUBMIT = """\
@@ -63,6 +74,11 @@ def test_cluster_panel_follows_the_notebook_kernel(lab: Lab, tmp_path: Path) -> 
             {"do": "wait", "selector": ".jf-Cluster-worker", "count": 2},
             {"do": "screenshot", "file": "lab.png"},
             {"do": "screenshot", "selector": panel, "file": "panel.png"},
+            # The Logs section: what each worker wrote outside tasks, asked for when opened.
+            {"do": "click", "selector": ".jf-Cluster-logs summary"},
+            {"do": "wait", "selector": ".jf-Cluster-log", "count": 2, "as": "logs"},
+            {"do": "wait", "selector": ".jf-Cluster-log", "text": "hello from a worker's own thread"},
+            {"do": "screenshot", "selector": panel, "file": "panel-logs.png"},
             {"do": "text", "selector": ".jf-Cluster-subtitle", "as": "subtitle"},
             # Closing the sidebar closes the comm; the kernel stops publishing.
             {"do": "click", "selector": PANEL_TAB},
@@ -82,6 +98,11 @@ def test_cluster_panel_follows_the_notebook_kernel(lab: Lab, tmp_path: Path) -> 
     assert [p.strip() for p in results["publishers"]] == ["publishers: 0"], results["publishers"]
     assert (ARTIFACTS / "cluster-lab.png").stat().st_size > 10_000
     assert (ARTIFACTS / "cluster-panel.png").stat().st_size > 1_000
+    logs = results["logs"]
+    assert sorted(block.split("\n", 1)[0] for block in logs) == ["worker 1", "worker 2"], logs
+    assert sum("hello from a worker's own thread" in block for block in logs) == 1, logs
+    assert all("2 workers" not in block for block in logs)  # the cell's output stays in the cell
+    assert (ARTIFACTS / "cluster-panel-logs.png").stat().st_size > 1_000
 
 
 WIDGETS_SETUP = """\

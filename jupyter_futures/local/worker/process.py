@@ -8,6 +8,7 @@
       main thread: runner (tasks)                         ─► outbox (PUSH) ─► scheduler
       tasks and actor calls run by one path (execute.py), with this Worker as its TaskHost
       heartbeat:   RSS, CPU, store use every interval; exits if the kernel is gone
+      fds 1 and 2: its log file (logs.py), for what it writes outside tasks: jf.logs()
 
 The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
 ``PR_SET_PDEATHSIG``) for SIGTERM when the kernel dies, even by SIGKILL; the SIGTERM
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 from ...capture.output import TaskOutput
 from ...errors import ObjectLost
+from .. import logs as worker_logs
 from .. import protocol as P
 from ..client_base import set_client
 from ..protocol import Codec, Outcome, WorkerStats
@@ -276,6 +278,7 @@ class Worker:
                 self.exit(1)
             self.flush_done_if_stale()
             self.outbox.send((P.HEARTBEAT, self.wid, self.stats()))
+            worker_logs.bound()
 
     def stats(self) -> WorkerStats:
         import psutil  # on the heartbeat thread, past HELLO: not on the start-up path
@@ -332,6 +335,8 @@ def main() -> None:
 def run(config: dict[str, Any]) -> None:
     """Be a worker until told to stop (started by ``main``, or forked by the zygote)."""
     die_with_parent(config["parent"])
+    if config.get("log"):  # forked by the zygote: fds 1 and 2 are still the kernel's
+        worker_logs.redirect(config["log"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     use_sys_path(config["sys_path"])
     worker = Worker(config)

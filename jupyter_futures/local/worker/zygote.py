@@ -11,8 +11,8 @@ It imports what a worker needs once, starts no thread and opens no socket, then 
 worker per request in a few milliseconds (a fresh interpreter takes a few hundred), so a
 dead worker is replaced at once. The kernel itself is never forked: it has threads and zmq
 contexts. Each child gets the kernel's working directory, environment and ``sys.path`` of
-the moment it is asked for, and stdin from ``/dev/null``; its stdout and stderr are the
-kernel's, as a worker started on its own would have. The zygote reaps its children through
+the moment it is asked for, and stdin from ``/dev/null``; its stdout and stderr go to its
+own log file (``local/logs.py``), as a fresh worker's do. The zygote reaps its children through
 pidfds and reports each exit code; it dies with the kernel (``PR_SET_PDEATHSIG``), and its
 workers with it (theirs).
 """
