@@ -26,7 +26,9 @@ cluster an :class:`~jupyter_futures.Executor` uses (or starts) is decided in ``a
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import itertools
+import os
 import threading
 import weakref
 from collections import deque
@@ -80,6 +82,32 @@ _Call = tuple[cf.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any
 """A call queued in an executor: its future, function, arguments and keywords."""
 
 
+def _waiting_of(client: Any) -> Callable[[], contextlib.AbstractContextManager[None]] | None:
+    """The engine's ``waiting()``: around a blocking wait inside a task, it lends the task's
+    slot (so the calls it waits for can run on its worker, even with one slot)."""
+    waiting = getattr(getattr(client, "backend", client), "waiting", None)
+    return waiting if callable(waiting) else None
+
+
+class CallFuture(cf.Future):  # type: ignore[type-arg]
+    """An executor call's ``concurrent.futures.Future``; a wait on it inside a task lends
+    the task's slot meanwhile."""
+
+    _waiting: Callable[[], contextlib.AbstractContextManager[None]] | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.done() or self._waiting is None:
+            return super().result(timeout)
+        with self._waiting():
+            return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self.done() or self._waiting is None:
+            return super().exception(timeout)
+        with self._waiting():
+            return super().exception(timeout)
+
+
 class _Dispatch:
     """An executor's queue and in-flight count, apart from the executor object itself, so
     that callbacks and the exit hook never keep a dropped executor alive."""
@@ -96,6 +124,7 @@ class _Dispatch:
         self.in_flight = 0
         self.closed = False
         self.client_stopped = False
+        self.waiting = _waiting_of(client)
 
     # -- work --------------------------------------------------------------------------
     def add(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
@@ -104,7 +133,8 @@ class _Dispatch:
                 raise ClusterClosedError("cannot schedule new futures after shutdown")
             if _exiting:
                 raise ClusterClosedError("cannot schedule new futures after interpreter shutdown")
-            f: cf.Future[Any] = cf.Future()
+            f = CallFuture()
+            f._waiting = self.waiting
             self.queue.append((f, fn, args, kwargs))
             self.pump()
         return f
@@ -166,6 +196,9 @@ class _Dispatch:
     def drain(self) -> None:
         """Wait until nothing is queued or in flight (a Ctrl-C ends the wait)."""
         with self.cv:
+            if not (self.queue or self.in_flight):
+                return
+        with self.waiting() if self.waiting is not None else contextlib.nullcontext(), self.cv:
             while self.queue or self.in_flight:
                 self.cv.wait(0.5)  # a bound per step, so an interrupt is seen
 
@@ -212,7 +245,8 @@ class ClusterExecutor(cf.Executor):
     ):
         check_max_workers(max_workers)
         check_options(submit_options)
-        limit = max_workers if max_workers is not None else 2 * max(1, int(client.n_workers or 1))
+        workers = getattr(client, "n_workers", None) or os.cpu_count() or 1  # a task's client: the machine's
+        limit = max_workers if max_workers is not None else 2 * max(1, int(workers))
         self._dispatch = _Dispatch(client, limit, submit_options, own)
         self._max_workers = limit
         _hook_exit()

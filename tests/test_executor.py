@@ -287,6 +287,19 @@ def test_dropping_an_executor_stops_the_cluster_it_started() -> None:
     assert client.closed
 
 
+def squares_with_an_executor(n: int) -> list[int]:
+    with jf.Executor(max_workers=2) as ex:  # inside a task: the worker's own client
+        return list(ex.map(pow, range(n), [2] * n))
+
+
+def test_an_executor_inside_a_task_lends_its_slot() -> None:
+    jf.init(1)  # one worker with one slot: the calls can only run if the waiting task lends it
+    try:
+        assert jf.submit(squares_with_an_executor, 4).result(60) == [0, 1, 4, 9]
+    finally:
+        jf.shutdown()
+
+
 def test_remote_errors_keep_their_type_and_traceback(executor: cf.Executor) -> None:
     f = executor.submit(divmod, 1, 0)
     exc = f.exception(30)
