@@ -97,8 +97,9 @@ class Executor(ClusterExecutor):
     With no cluster running it starts the embedded one, with ``max_workers`` workers, and
     stops it at shutdown; with one running (``jf.init()`` before) it uses that one, with
     at most ``max_workers`` calls in flight at a time. ``submit_options`` (``min_cpu``,
-    ``resources``, ``max_retries``, ...) apply to every call. Its futures are plain
-    ``concurrent.futures.Future`` objects.
+    ``resources``, ``max_retries``, ...) apply to every call. Its futures are
+    ``concurrent.futures.Future`` objects (a subclass whose wait inside a task
+    lends the task's slot).
 
     Examples
     --------
