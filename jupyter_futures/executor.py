@@ -4,7 +4,8 @@ executor API runs on jupyter_futures unchanged.
 ::
 
     Executor.submit(fn, /, *args, **kwargs) ──► concurrent.futures.Future, returned at once
-        │ queued here (FIFO) while ``max_workers`` calls are in flight
+        │ queued here (FIFO) while ``max_workers`` calls are in flight (on a cluster it
+        │ started itself, with max_workers workers: AHEAD_PER_WORKER per worker)
         ▼
     client.submit(fn, *args, **submit_options, **kwargs) ──► jf.Future
         └─ done callback (the engine's thread) ──► the cf.Future's result or exception,
@@ -45,6 +46,7 @@ SUBMIT_OPTIONS = frozenset(
 )
 """The keyword options of ``submit`` that are not passed to the function."""
 
+AHEAD_PER_WORKER = 4  # calls in flight per worker of a cluster the executor started itself
 _exiting = False  # the interpreter is shutting down: no new work
 _live: weakref.WeakSet[_Dispatch] = weakref.WeakSet()
 _hook_lock = threading.Lock()
@@ -246,9 +248,16 @@ class ClusterExecutor(cf.Executor):
         check_max_workers(max_workers)
         check_options(submit_options)
         workers = getattr(client, "n_workers", None) or os.cpu_count() or 1  # a task's client: the machine's
-        limit = max_workers if max_workers is not None else 2 * max(1, int(workers))
+        self._max_workers = max_workers if max_workers is not None else max(1, int(workers))
+        # A cluster shared with other work gets at most max_workers calls at once (default:
+        # twice its workers). Our own cluster has exactly max_workers workers, which bound
+        # what runs at once; calls are handed over a few per worker ahead, so that a worker
+        # never waits a round trip for its next one (ProcessPoolExecutor queues one ahead).
+        if own:
+            limit = AHEAD_PER_WORKER * self._max_workers
+        else:
+            limit = max_workers if max_workers is not None else 2 * self._max_workers
         self._dispatch = _Dispatch(client, limit, submit_options, own)
-        self._max_workers = limit
         _hook_exit()
         _live.add(self._dispatch)
         # Dropped without a shutdown: stop a cluster it started once its work is done.
@@ -262,7 +271,7 @@ class ClusterExecutor(cf.Executor):
 
     @property
     def max_workers(self) -> int:
-        """At most this many calls are in flight on the cluster at once."""
+        """At most this many calls run at once."""
         return self._max_workers
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
