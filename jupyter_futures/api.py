@@ -151,6 +151,37 @@ def kill_actor(actor: ActorHandle | Future[ActorHandle]) -> None:
     get_client().kill_actor(actor)
 
 
+def scale(n: int, timeout: float = 60.0) -> None:
+    """Grow or shrink the cluster to ``n`` workers; returns once it has.
+
+    New workers start as the first ones did. A worker taken out first finishes what it
+    runs (no new work goes to it), then the kernel takes over the objects it stored (no
+    copy, nothing is rebuilt) and it stops; its actors start again on another worker with
+    ``max_restarts``, or fail with ``ActorDiedError``. Those with no actors, the least
+    stored and the least running go first. On Dask this is the cluster object's
+    ``scale(n)``; on threads, worker threads start or end.
+    """
+    _kernel_client("scale").scale(n, timeout)
+
+
+def restart(timeout: float = 60.0) -> None:
+    """Replace every worker with a fresh process; returns once they have all started.
+
+    What was running runs again on the new workers (not counted against ``max_retries``
+    or the resubmission limit), values stored only in the old ones are rebuilt from their
+    lineage when they are needed, and actors start again (``max_restarts``) or fail with
+    ``ActorDiedError``. On Dask, each worker restarts through its nanny.
+    """
+    _kernel_client("restart").restart(timeout)
+
+
+def _kernel_client(what: str) -> Client:
+    client = get_client()
+    if not isinstance(client, Client):
+        raise NotInKernelError(f"{what}() is available in the kernel, not inside tasks")
+    return client
+
+
 def logs(worker: WorkerId | None = None) -> dict[WorkerId, str]:
     """What workers wrote outside any task, by worker id: warnings, prints from their own
     threads, a crash's traceback, the stacks faulthandler dumps when one segfaults.
@@ -159,18 +190,12 @@ def logs(worker: WorkerId | None = None) -> dict[WorkerId, str]:
     each, 64 KiB); on Dask these are the workers' log records; the threads engine has none
     (its workers write to the kernel's own streams).
     """
-    client = get_client()
-    if not isinstance(client, Client):
-        raise NotInKernelError("logs() is available in the kernel, not inside tasks")
-    return client.logs(worker)
+    return _kernel_client("logs").logs(worker)
 
 
 def status() -> ClusterStatus:
     """A snapshot of the cluster: ``workers``, ``futures``, ``actors``, ``objects``."""
-    client = get_client()
-    if not isinstance(client, Client):
-        raise NotInKernelError("status() is available in the kernel, not inside tasks")
-    return client.status()
+    return _kernel_client("status").status()
 
 
 def await_future(

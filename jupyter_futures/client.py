@@ -91,6 +91,14 @@ class Client:
         """A snapshot of workers, futures by state, actors and stored objects."""
         return self.backend.status()
 
+    def scale(self, n: int, timeout: float = 60.0) -> None:
+        """Have ``n`` workers; see :func:`jupyter_futures.scale`."""
+        self.backend.scale(n, timeout)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Replace every worker with a fresh one; see :func:`jupyter_futures.restart`."""
+        self.backend.restart(timeout)
+
     def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
         """What each worker (or ``worker``) wrote outside any task; see :func:`jupyter_futures.logs`."""
         return self.backend.logs(worker)

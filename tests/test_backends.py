@@ -175,3 +175,25 @@ def test_logs_are_by_worker(engine: str) -> None:
     assert ids <= set(logs)
     one = next(iter(ids))
     assert set(jf.logs(one)) == {one}
+
+
+def test_scale_and_restart(engine: str) -> None:
+    if engine == "dask":  # reached by its address: the cluster is scaled where it was started
+        with pytest.raises(jf.NotSupportedError, match="scale"):
+            jf.scale(3)
+        jf.restart()  # through the nannies
+        jf.get_client().wait_for_workers(2)
+        assert jf.submit(pow, 2, 6).result(60) == 64
+        return
+    jf.scale(3)
+    assert len(jf.status()["workers"]) == 3
+    assert jf.gather([jf.submit(pow, 2, i) for i in range(6)], timeout=30) == [1, 2, 4, 8, 16, 32]
+    jf.scale(1)
+    assert jf.submit(pow, 3, 3).result(30) == 27
+    if engine == "threads":
+        with pytest.raises(jf.NotSupportedError, match="threads"):
+            jf.restart()
+        return
+    assert len(jf.status()["workers"]) == 1
+    jf.restart()
+    assert jf.submit(pow, 3, 2).result(30) == 9

@@ -26,7 +26,7 @@ def dispatch(state: Scheduler) -> None:
     """Place every ready future that fits somewhere now."""
     if not state.ready:
         return
-    alive = [w for w in state.workers.values() if w.status == "alive"]
+    alive = [w for w in state.workers.values() if w.status == "alive" and not w.leaving]
     if not alive:
         return
     depth = prefetch_depth(state.mean_duration)
@@ -70,7 +70,7 @@ def pick(
             return None
         assert obj.outcome is not None
         where = state.workers.get(obj.outcome.where or -1)
-        if where is not None and where.status == "alive":
+        if where is not None and where.status == "alive" and not where.leaving:
             candidates = [where]
     if t.avoid and any(w.wid not in t.avoid and w.could_ever_fit(t.req) for w in alive):
         candidates = [w for w in candidates if w.wid not in t.avoid]

@@ -38,6 +38,7 @@ class Scheduler(Protocol):
     max_worker_deaths: int
     early_deaths: int  # workers in a row that died before they started
     _satisfiable: set[Any]
+    _retiring: set[int]  # workers draining before they stop
 
     def _emit(self, ins: Instruction) -> None: ...
 

@@ -16,6 +16,8 @@ local action, and another engine may map them to its own.
         FreeObjects(proc, names)      delete stored values         FREE, or the kernel's store
         Resolved(proc, results)       futures that process holds   RESOLVED, or the kernel's Futures
         KillWorker(worker, why)       end the process              SIGKILL
+        RetireWorker(worker, handed)  drained: the kernel keeps    the kernel's store adopts them,
+                                      its objects, stop it         SHUTDOWN (keep them)
         SpawnWorker(replacing)        start a replacement          a new worker process
         NoReplacement(dead, why)      workers keep dying at start  an error in the log
 
@@ -95,6 +97,15 @@ class KillWorker:
 
 
 @dataclass(slots=True)
+class RetireWorker:
+    """``worker`` is drained: the objects it stored (``handed``, by name) belong to the
+    kernel from now on; stop it, with no replacement."""
+
+    worker: int
+    handed: list[str]
+
+
+@dataclass(slots=True)
 class SpawnWorker:
     """Start a worker to replace ``replacing``, which has died."""
 
@@ -118,6 +129,7 @@ Instruction = (
     | FreeObjects
     | Resolved
     | KillWorker
+    | RetireWorker
     | SpawnWorker
     | NoReplacement
 )

@@ -23,6 +23,7 @@ class WorkerState:
     capacity: dict[str, float]
     free: dict[str, float] = field(default_factory=dict)
     status: str = "starting"  # starting | alive | dead
+    leaving: str = ""  # "retire": drain, hand its objects to the kernel, stop; "restart"
     pid: int = 0
     last_seen: float = 0.0
     assigned: set[int] = field(default_factory=set)

@@ -9,6 +9,7 @@ touches a socket, a process or a clock of its own, so the logic is tested withou
 
     submit / put / done / worker_ready / heartbeat / acquire / release / copy_missing
     blocked / unblocked / cancel / kill_actor / worker_died / presume_dead_if_silent / tick
+    retire_workers / restart_workers (resizing: drain, hand objects over, stop; or replace)
                      │  (..., now)
                      ▼
             SchedulerState ──► [RunTasks, CreateActor, CallActor, CancelTask, KillActor,
@@ -102,10 +103,13 @@ class SchedulerState:
         self._wake_workers: set[int] = set()  # workers whose held tasks go out in this flush
         self._satisfiable: set[Any] = set()  # requirement shapes some live worker can meet
         self._req_shapes: dict[tuple[Any, ...], dict[str, float]] = {}
+        self._retiring: set[int] = set()  # workers draining before they stop
 
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instruction]:
         dispatch.dispatch(self)
+        if self._retiring:
+            worker_deaths.retire_drained(self)
         out = self._out
         # Tasks that have a free slot go now. Prefetched ones (they would only queue on the
         # worker) wait here until that worker reports results or blocks, and then go
@@ -194,7 +198,7 @@ class SchedulerState:
         shape = shape_of(req)
         if shape in self._satisfiable:
             return
-        live = [w for w in self.workers.values() if w.status != "dead"]
+        live = [w for w in self.workers.values() if w.status != "dead" and not w.leaving]
         if any(w.could_ever_fit(req) for w in live):
             self._satisfiable.add(shape)
             return
@@ -649,6 +653,33 @@ class SchedulerState:
             self._emit(KillActor(actor.worker, aid))
         actor_rules.dead(self, aid, "it was killed with kill_actor()")
         return self._flush()
+
+    # -- resizing (worker_deaths.py) ----------------------------------------------------
+    def retire_workers(self, wids: list[int], now: float) -> list[Instruction]:
+        """Take ``wids`` out of the cluster: no new work goes there; once what they run is
+        done, the kernel takes over their objects and they stop, not replaced. Their actors
+        start again elsewhere (``max_restarts``) or fail then."""
+        self.now = now
+        for wid in wids:
+            w = self.workers.get(wid)
+            if w is not None and w.status != "dead" and not w.leaving:
+                w.leaving = "retire"
+                self._retiring.add(wid)
+        self._satisfiable.clear()
+        return self._flush()
+
+    def restart_workers(self, now: float) -> list[Instruction]:
+        """Replace every worker with a fresh one now: what ran runs again (not counted as a
+        death of the task's doing), values are rebuilt from lineage when needed, actors
+        start again or fail (``max_restarts``)."""
+        self.now = now
+        doomed = [w for w in self.workers.values() if w.status != "dead" and w.leaving != "retire"]
+        for w in doomed:  # all first: work they give back never goes to one of them
+            w.leaving = "restart"
+        out: list[Instruction] = []
+        for w in doomed:
+            out += [KillWorker(w.wid, "restarted with jf.restart()"), *self.worker_died(w.wid, None, now)]
+        return out + self._flush()
 
     # -- failures and time (worker_deaths.py) ------------------------------------------
     def worker_died(self, wid: int, exitcode: int | None, now: float) -> list[Instruction]:

@@ -11,32 +11,52 @@
                    ─► SpawnWorker(wid), or NoReplacement once more than
                       MAX_EARLY_DEATHS workers in a row died before they started
     overdue_workers(now) ─► silent, never started, or ignoring a cancel: to be killed
+    retire_drained() ─► a retiring worker that runs nothing: its objects become the
+                        kernel's (RetireWorker), it stops; its death is then no failure
+                        (no replacement, its actors restart elsewhere or fail)
+    a restarted worker (restart_workers) dies like any, but is replaced without counting
+    against its tasks' resubmissions or the early deaths
 
 Functions over the scheduler as :class:`~jupyter_futures.core.host.Scheduler` describes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import WorkerDiedException
 from . import actor_rules
 from .host import Scheduler
-from .instructions import NoReplacement, SpawnWorker
+from .instructions import NoReplacement, RetireWorker, SpawnWorker
 from .placement import WorkerState
 from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error
+from .specs import DRIVER
 
 MAX_EARLY_DEATHS = 8  # consecutive workers dying before they said hello: stop replacing them
 
 
 def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
-    """Everything that follows from ``w``'s death, up to asking for its replacement."""
+    """Everything that follows from ``w``'s death, up to asking for its replacement (none
+    for a retired worker; a restarted one's work is not charged with its death)."""
     w.status = "dead"
     w.exitcode = exitcode
     w.unsent = []
     state._satisfiable.clear()  # what only it could run no longer fits anywhere
-    why = f"worker {w.wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
-    resubmit_assigned(state, w, why, exitcode)
+    state._retiring.discard(w.wid)
+    if w.leaving == "retire":
+        why = f"worker {w.wid} (pid {w.pid}) was retired (the cluster was scaled down)"
+    elif w.leaving == "restart":
+        why = f"worker {w.wid} (pid {w.pid}) was restarted (jf.restart())"
+    else:
+        why = f"worker {w.wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
+    resubmit_assigned(state, w, why, exitcode, charged=not w.leaving)
     actor_rules.worker_lost(state, w, why, exitcode)
     forget_values_on(state, w.wid)
+    if w.leaving == "retire":
+        return
+    if w.leaving == "restart":
+        state._emit(SpawnWorker(w.wid))
+        return
     state.early_deaths = state.early_deaths + 1 if w.pid == 0 else 0
     if state.early_deaths > MAX_EARLY_DEATHS:
         state._emit(NoReplacement(w.wid, f"{state.early_deaths} workers in a row died before they started"))
@@ -44,8 +64,31 @@ def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
         state._emit(SpawnWorker(w.wid))
 
 
-def resubmit_assigned(state: Scheduler, w: WorkerState, why: str, code: int | None) -> None:
-    """The work ``w`` was running: it runs again elsewhere, or fails if it may not."""
+def retire_drained(state: Scheduler) -> None:
+    """Each retiring worker that runs nothing any more (a live actor's creation aside):
+    the kernel takes over the objects it stored, and it is told to stop."""
+    tasks = state.tasks
+    for wid in list(state._retiring):
+        w = state.workers[wid]
+        if w.unsent or any(
+            not (tasks[t].spec.kind == "actor" and tasks[t].state == DONE) for t in w.assigned
+        ):
+            continue
+        handed = []
+        for t in tasks.values():
+            o = t.outcome
+            if t.state == DONE and o is not None and o.where == wid and o.segment is not None:
+                t.outcome = dataclasses.replace(o, where=DRIVER)
+                handed.append(o.segment)
+        state._retiring.discard(wid)
+        state._emit(RetireWorker(wid, handed))
+
+
+def resubmit_assigned(
+    state: Scheduler, w: WorkerState, why: str, code: int | None, charged: bool = True
+) -> None:
+    """The work ``w`` was running: it runs again elsewhere, or fails if it may not
+    (``charged``: the death counts against the task's resubmissions)."""
     for tid in list(w.assigned):
         t = state.tasks[tid]
         state._unassign(t)
@@ -57,11 +100,11 @@ def resubmit_assigned(state: Scheduler, w: WorkerState, why: str, code: int | No
         elif t.spec.kind == "actor" and t.state == DONE:
             continue  # a live actor's creation: actor_rules.worker_lost decides
         else:
-            _resubmit(state, t, why, code)
+            _resubmit(state, t, why, code, charged)
 
 
-def _resubmit(state: Scheduler, t: TaskState, why: str, code: int | None) -> None:
-    t.deaths += 1
+def _resubmit(state: Scheduler, t: TaskState, why: str, code: int | None, charged: bool = True) -> None:
+    t.deaths += charged
     if t.deaths <= state.max_worker_deaths:
         state._requeue(t)
         return

@@ -753,6 +753,34 @@ class DaskBackend(ActorsOnDask):
         with self._lock:
             return [r.future for r in self._records.values() if r.future is not None]
 
+    def scale(self, n: int, timeout: float = 60.0) -> None:
+        """``cluster.scale(n)`` of the Dask cluster object this client was made from (Dask
+        moves a retired worker's data itself); returns once ``n`` workers are there."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"scale() takes a positive number of workers, got {n!r}")
+        cluster = getattr(self._client, "cluster", None)
+        if cluster is None or not callable(getattr(cluster, "scale", None)):
+            raise errors.NotSupportedError(
+                "this Dask cluster was reached by its address, so it is scaled where it was "
+                "started (cluster.scale(n) of LocalCluster, dask-jobqueue, dask-kubernetes); "
+                "or connect with jf.init(address=cluster) to scale it from here"
+            )
+        cluster.scale(n)
+        deadline = time.monotonic() + timeout
+        while len(self._client.scheduler_info(n_workers=-1)["workers"]) != n:
+            if time.monotonic() > deadline:
+                raise errors.WorkersNotStartedError(
+                    f"scaling to {n} workers did not finish within {timeout} s"
+                )
+            time.sleep(0.1)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Restart every Dask worker through its nanny (``Client.restart_workers``): their
+        tasks run again, their data is recomputed when needed."""
+        workers = list(self._client.scheduler_info(n_workers=-1)["workers"])
+        if workers:
+            self._client.restart_workers(workers=workers, timeout=timeout)
+
     def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
         """Each Dask worker's recent log records (its ``logging`` output), by address."""
         records = self._client.get_worker_logs(

@@ -501,6 +501,24 @@ class ThreadBackend:
         with self._lock:
             return [t.future for t in self._tasks.values() if t.future is not None]
 
+    def scale(self, n: int, timeout: float = 60.0) -> None:
+        """Have ``n`` worker threads: more start now; surplus ones end after their task."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"scale() takes a positive number of workers, got {n!r}")
+        self._check_open()
+        with self._lock:
+            current, self.n_workers = self.n_workers, n
+        for k in range(current, n):
+            self._start_thread(k)
+        for _ in range(current - n):
+            self._ready.put(None)  # the next thread free for work ends instead
+
+    def restart(self, timeout: float = 60.0) -> None:
+        raise errors.NotSupportedError(
+            "restart() replaces worker processes, and this engine's workers are threads of the "
+            "kernel itself: restart the kernel, or use worker processes (jf.init())"
+        )
+
     def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
         """Nothing: workers are threads of this process, and what they write outside tasks
         goes to the kernel's own streams."""

@@ -116,7 +116,13 @@ class FuturesMagics(Magics):  # type: ignore[misc]
 
     # -- %futures ----------------------------------------------------------------------
     @magic_arguments()
-    @argument("action", nargs="?", default="status", choices=["start", "stop", "status", "dashboard"])
+    @argument(
+        "action",
+        nargs="?",
+        default="status",
+        choices=["start", "stop", "status", "dashboard", "scale", "restart", "logs"],
+    )
+    @argument("count", nargs="?", type=int, help="with scale: the number of workers to have")
     @argument("-n", "--workers", type=int, help="worker processes (default: one per CPU)")
     @argument("--cpus-per-worker", type=float, help="CPUs each worker offers")
     @argument("--gpus-per-worker", type=float, help="GPUs each worker offers")
@@ -126,8 +132,8 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     @argument("--address", help="connect to a Dask scheduler (tcp://host:8786) instead of starting workers")
     @line_magic
     def futures(self, line: str) -> Any:
-        """Start, stop or look at the cluster:
-        ``%futures start [-n N] [--address ADDR] | stop | status | dashboard``."""
+        """Start, stop, resize or look at the cluster: ``%futures start [-n N] [--address
+        ADDR] | stop | status | dashboard | scale N | restart | logs [WORKER]``."""
         args = parse_argstring(self.futures, line)
         options = {
             k: v
@@ -167,8 +173,35 @@ class FuturesMagics(Magics):  # type: ignore[misc]
 
             display(dashboard())
             return None
+        if args.count is not None and args.action not in ("scale", "logs"):
+            raise UsageError(f"%futures {args.action} takes no number")
+        if args.action in ("scale", "restart", "logs"):
+            if running is None:
+                raise UsageError(f"no cluster is running to {args.action} (%futures start)")
+            self._manage(running, args.action, args.count)
+            return None
         print(status_text(running) if running is not None else "no cluster is running (%futures start)")
         return None
+
+    def _manage(self, client: Client, action: str, count: int | None) -> None:
+        """``%futures scale N``, ``restart`` and ``logs [WORKER]`` on the running cluster."""
+        if action == "scale":
+            if count is None:
+                raise UsageError("%futures scale N: how many workers to have")
+            try:
+                client.scale(count)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"scaled to {count} workers: {client!r}")
+        elif action == "restart":
+            client.restart()
+            print(f"restarted every worker: {client!r}")
+        else:
+            logs = client.logs(count)
+            for worker, text in logs.items():
+                print(f"--- worker {worker}\n{text.rstrip() or '(nothing yet)'}")
+            if not logs:
+                print("no worker logs (the threads engine's workers write to the kernel itself)")
 
     # -- %%remote ------------------------------------------------------------------------
     @magic_arguments()

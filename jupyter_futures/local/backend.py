@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 import psutil
@@ -256,6 +257,46 @@ class LocalBackend(BaseClient):
                     f"only {alive} of {want} workers started within {timeout} s"
                 )
             self.cluster.workers_changed.wait(min(left, 1.0))
+            self.cluster.workers_changed.clear()
+
+    # -- resizing -------------------------------------------------------------------
+    def scale(self, n: int, timeout: float = 60.0) -> None:
+        """Have ``n`` workers: start new ones, or retire some (each first finishes what it
+        runs and hands its objects to the kernel, no copy; its actors start again elsewhere
+        or fail, per ``max_restarts``). Returns once that is done."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"scale() takes a positive number of workers, got {n!r}")
+        self._check_open()
+        retiring = self.cluster.scale(n)
+        self.n_workers = n
+
+        def settled(st: Any) -> bool:
+            staying = sum(1 for w in st.workers.values() if w.status == "alive" and not w.leaving)
+            return staying >= n and all(st.workers[wid].status == "dead" for wid in retiring)
+
+        self._wait_until(settled, timeout, f"scaling to {n} workers")
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Replace every worker with a fresh process; returns once they have all started.
+        Work that was running runs again; values are rebuilt from lineage when needed;
+        actors start again or fail (``max_restarts``)."""
+        self._check_open()
+        before = set(self.cluster.query(lambda st: list(st.workers), self.cluster.state))
+        self.cluster.restart()
+
+        def fresh(st: Any) -> bool:
+            new = [w for w in st.workers.values() if w.wid not in before and w.status == "alive"]
+            return len(new) >= self.n_workers
+
+        self._wait_until(fresh, timeout, "restarting the workers")
+
+    def _wait_until(self, done: Callable[[Any], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.cluster.query(done, self.cluster.state):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise errors.WorkersNotStartedError(f"{what} did not finish within {timeout} s")
+            self.cluster.workers_changed.wait(min(left, 0.5))
             self.cluster.workers_changed.clear()
 
     def presume_dead_if_silent(self, tid: int, seconds: float) -> None:

@@ -52,6 +52,7 @@ from ..core.instructions import (
     KillWorker,
     NoReplacement,
     Resolved,
+    RetireWorker,
     RunTasks,
     SpawnWorker,
 )
@@ -157,6 +158,38 @@ class LocalCluster:
             resolves = self._execute(instrs)
         self._deliver(resolves)
 
+    # -- resizing ---------------------------------------------------------------------
+    def scale(self, n: int) -> list[int]:
+        """Start or retire workers so that ``n`` remain; returns the ids being retired
+        (those with no actors, the least stored and the least running go first)."""
+        now = time.monotonic()
+        with self.lock:
+            st = self.state
+            live = [w for w in st.workers.values() if w.status != "dead" and not w.leaving]
+            retiring: list[int] = []
+            if n > len(live):
+                for _ in range(n - len(live)):
+                    wid = self._claim_wid()
+                    st.add_worker(wid, self.capacity, now)
+                    self._spawns.append(wid)
+                instrs: list[Instruction] = []
+            else:
+
+                def cost(w: Any) -> tuple[int, int, int, int]:
+                    stored = w.stats["store_used"] if w.stats else 0
+                    return (len(w.actors), stored, len(w.assigned), -w.wid)
+
+                retiring = [w.wid for w in sorted(live, key=cost)[: len(live) - n]]
+                instrs = st.retire_workers(retiring, now)
+            resolves = self._execute(instrs)
+        self._wake()
+        self._deliver(resolves)
+        return retiring
+
+    def restart(self) -> None:
+        """Replace every worker with a fresh one (see ``SchedulerState.restart_workers``)."""
+        self.call(self.state.restart_workers, time.monotonic())
+
     def logs(self, wid: int | None = None) -> dict[int, str]:
         """The end of what each worker (or ``wid``) wrote outside tasks, dead ones too."""
         return worker_logs.read(self.sock_dir, wid)
@@ -235,6 +268,9 @@ class LocalCluster:
                     self._post(worker, (P.KILL_ACTOR, aid))
                 case KillWorker(worker, why):
                     self._kill(worker, why)
+                case RetireWorker(worker, handed):
+                    self.store.adopt(handed)  # its objects are the kernel's now: no copy
+                    self._post(worker, (P.SHUTDOWN, handed))
                 case SpawnWorker(replacing):
                     self._replace(replacing)
                 case NoReplacement(dead, why):
@@ -256,7 +292,10 @@ class LocalCluster:
     def _kill(self, wid: int, why: str) -> None:
         proc = self.procs.get(wid)
         if proc is not None and proc.poll() is None:
-            log.warning("killing worker %s: %s", wid, why)
+            w = self.state.workers.get(wid)
+            (log.info if w is not None and w.leaving == "restart" else log.warning)(
+                "killing worker %s: %s", wid, why
+            )
             proc.kill()
 
     def _replace(self, dead: int) -> None:
@@ -323,7 +362,7 @@ class LocalCluster:
             if box is not None:
                 box.close()
             resolves = self._execute(self.state.worker_died(wid, code, time.monotonic()))
-        remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
+        remove_owner_objects(self.shm_dir, self.id, f"w{wid}", keep=self.store)
         self.workers_changed.set()
         self._deliver(resolves)
 

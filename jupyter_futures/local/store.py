@@ -37,6 +37,7 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Container
 from pathlib import Path
 
 from ..errors import ObjectStoreFullError
@@ -216,7 +217,7 @@ class ObjectStore:
     def spilled(self) -> int:
         return len(self._disk)
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self._mem or name in self._disk
 
     # -- operations ----------------------------------------------------------------
@@ -349,6 +350,32 @@ class ObjectStore:
             elif self._disk.pop(name, None) is not None:
                 (self.spill_dir / name).unlink(missing_ok=True)
 
+    def adopt(self, names: list[str]) -> None:
+        """Take over objects another store of this cluster made (a retiring worker's), by
+        name: no copy, the files stay where they are and are this store's to free now."""
+        with self._lock:
+            for name in names:
+                for directory, book in ((self.shm_dir, self._mem), (self.spill_dir, self._disk)):
+                    try:
+                        size = os.stat(directory / name, follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        continue
+                    book[name] = size
+                    if book is self._mem:
+                        self.used += size
+                    break
+            self._make_room(0)
+
+    def forget(self, names: list[str]) -> None:
+        """Stop keeping ``names`` without removing them (another store adopted them)."""
+        with self._lock:
+            for name in names:
+                size = self._mem.pop(name, None)
+                if size is not None:
+                    self.used -= size
+                    self._forget_mapping(name)
+                self._disk.pop(name, None)
+
     def close(self) -> None:
         """Remove every object this store holds."""
         with self._lock:
@@ -361,8 +388,9 @@ class ObjectStore:
                 self._drop_pooled(0)
 
 
-def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:
-    """Remove every object of one owner (a dead worker's, for instance)."""
+def remove_owner_objects(shm_dir: Path, cluster: str, owner: str, keep: Container[str] = ()) -> int:
+    """Remove every object of one owner (a dead worker's, for instance), except ``keep``
+    (those another store adopted)."""
     prefix = f"jf_{cluster}_{owner}_"
     count = 0
     for directory in (shm_dir, spill_dir_for(cluster)):
@@ -371,6 +399,8 @@ def remove_owner_objects(shm_dir: Path, cluster: str, owner: str) -> int:
         except FileNotFoundError:
             continue
         for name in names:
+            if name in keep:
+                continue
             if name.startswith(prefix) or name.startswith(f".{prefix}"):
                 (directory / name).unlink(missing_ok=True)
                 count += 1

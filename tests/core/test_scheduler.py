@@ -18,6 +18,7 @@ from jupyter_futures.core.instructions import (
     KillWorker,
     NoReplacement,
     Resolved,
+    RetireWorker,
     RunTasks,
     SpawnWorker,
 )
@@ -407,6 +408,52 @@ def test_values_held_only_by_a_dead_worker_are_freed():
     assert 5 not in s.tasks
 
 
+# -- resizing ----------------------------------------------------------------------------
+
+
+def test_a_retired_worker_drains_hands_its_objects_over_and_is_not_replaced():
+    s = cluster()
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    assert r1[1][0] == 1
+    finish(s, r1[1], ok(segment="seg1"))  # a value stored on worker 1
+    r2 = runs(s.submit(task(2), DRIVER, 0.0))
+    assert r2[2][0] == 1  # worker 1 runs task 2 when it is told to retire
+    out = s.retire_workers([1], 1.0)
+    assert sent(out, RetireWorker) == []  # it still runs task 2
+    later = runs(s.submit(task(3), DRIVER, 1.0))
+    assert later[3][0] == 2, "no new work goes to a retiring worker"
+    out = finish(s, r2[2], ok(segment="seg2"))
+    assert sent(out, RetireWorker) == [RetireWorker(1, ["seg1", "seg2"])]
+    assert s.tasks[1].outcome.where == DRIVER and s.locality(1) == []  # the kernel has them now
+    out = s.worker_died(1, 0, 2.0)
+    assert sent(out, SpawnWorker) == [] and s.tasks[1].state == "done" and s.tasks[2].state == "done"
+    with pytest.raises(UnsatisfiableRequirementError):
+        s.submit(task(9, requirements=Requirements(cpu=2.0)), DRIVER, 3.0)
+
+
+def test_a_retired_workers_actor_starts_again_elsewhere():
+    s = cluster()
+    wid = start_actor(s, max_restarts=1)
+    out = s.retire_workers([wid], 1.0)
+    assert sent(out, RetireWorker) == [RetireWorker(wid, [])]  # only a live actor there: drained
+    out = s.worker_died(wid, 0, 2.0)
+    [again] = sent(out, CreateActor)
+    assert again.worker != wid
+
+
+def test_restart_replaces_every_worker_and_does_not_charge_the_tasks():
+    s = cluster(max_worker_deaths=0)  # any death of its own doing would fail the task
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    out = s.restart_workers(1.0)
+    assert sorted(k.worker for k in sent(out, KillWorker)) == [1, 2]
+    assert sorted(sp.replacing for sp in sent(out, SpawnWorker)) == [1, 2]
+    assert s.tasks[1].state != "failed" and s.tasks[1].deaths == 0
+    assert r1[1][0] in (1, 2)
+    s.add_worker(3, CPU1, 2.0)
+    rerun = runs(s.worker_ready(3, 3003, 2.0))
+    assert rerun[1][0] == 3 and rerun[1][1].attempt == 2
+
+
 # -- actors ------------------------------------------------------------------------------
 
 
@@ -705,6 +752,8 @@ EVENTS = {
     "worker_died",
     "presume_dead_if_silent",
     "tick",
+    "retire_workers",
+    "restart_workers",
 }
 QUERIES = {"check_requirements", "cancellable", "future_state", "locality", "alive_workers", "snapshot"}
 

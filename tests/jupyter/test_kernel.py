@@ -169,7 +169,9 @@ def test_dashboard_and_progress_in_a_kernel(kernel: Kernel) -> None:
     dash = kernel.execute("%futures dashboard")
     kernel.reply(dash)
     kernel.wait_for(lambda: kernel._idle(dash))
-    [display] = [m for m in kernel.of("display_data") if m["parent_header"]["msg_id"] == dash]
+    controls, display = [m for m in kernel.of("display_data") if m["parent_header"]["msg_id"] == dash]
+    assert "application/vnd.jupyter.widget-view+json" in controls["content"]["data"]
+    assert "Scale, Restart" in controls["content"]["data"]["text/plain"]
     assert "Workers" in display["content"]["data"]["text/html"]
     assert "application/vnd.jupyter.widget-view+json" in display["content"]["data"]
 

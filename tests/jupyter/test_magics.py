@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
@@ -176,6 +177,31 @@ def test_futures_magic_starts_and_stops_a_cluster(shell: InteractiveShell) -> No
         assert re.search(r"jupyter_futures cluster \w+: 1 workers", printed), printed
         _, printed = run(shell, "%futures stop")
         assert "stopped" in printed and client.closed
+    finally:
+        jf.shutdown()
+
+
+def test_futures_magic_scales_restarts_and_shows_logs(shell: InteractiveShell) -> None:
+    try:
+        with pytest.raises(UsageError, match="no cluster is running"):
+            shell.run_line_magic("futures", "scale 2")
+        run(shell, "%futures start -n 1")
+        client = jf.get_client()
+        client.wait_for_workers()
+        _, printed = run(shell, "%futures scale 3")
+        assert "scaled to 3 workers" in printed and len(client.status()["workers"]) == 3
+        before = {w["id"] for w in client.status()["workers"]}
+        _, printed = run(shell, "%futures restart")
+        assert "restarted every worker" in printed
+        assert not before & {w["id"] for w in client.status()["workers"]}
+        _, printed = run(shell, "%futures logs")
+        assert printed.count("--- worker ") == len(client.logs()) >= 3
+        with pytest.raises(UsageError, match="how many workers"):
+            shell.run_line_magic("futures", "scale")
+        with pytest.raises(UsageError, match="takes no number"):
+            shell.run_line_magic("futures", "restart 2")
+        with pytest.raises(UsageError, match="positive number"):
+            shell.run_line_magic("futures", "scale 0")
     finally:
         jf.shutdown()
 

@@ -490,3 +490,26 @@ def test_matplotlib_figures_of_a_task_reach_the_kernel(dask_client: jf.Client) -
     wait_for_output(got, lambda got: any(s == "display" for _, s, _ in got))
     [figure] = [json.loads(t) for fid, s, t in got if s == "display" and fid == f.id]
     assert figure["data"]["image/png"] and "Figure" in figure["data"]["text/plain"]
+
+
+def test_scale_goes_to_the_cluster_object_it_was_given() -> None:
+    """``jf.init(address=cluster)`` with a Dask cluster object: ``jf.scale(n)`` is that
+    cluster's ``scale(n)``, and returns once the workers are there (or gone)."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    try:
+        c = jf.init(address=cluster)
+        try:
+            jf.scale(2)
+            assert len(jf.status()["workers"]) == 2
+            assert jf.gather([jf.submit(pow, 2, i) for i in range(4)], timeout=60) == [1, 2, 4, 8]
+            jf.scale(1)
+            assert len(jf.status()["workers"]) == 1
+            assert jf.submit(pow, 3, 2).result(60) == 9
+        finally:
+            c.shutdown()
+    finally:
+        cluster.close()

@@ -11,15 +11,19 @@
 Sections: per worker CPU %, RSS, store used/capacity as bars, running tasks, actors;
 futures by state, the latest with state and duration, failures with their error; actors
 with class, worker, calls and their worker's memory; objects, bytes, spilled, and which
-kernel variables hold futures.
+kernel variables hold futures. Above it, Scale (to the number in its field) and Restart
+buttons call ``client.scale(n)`` and ``client.restart()`` on a thread of their own.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import ipywidgets
 
 from ...backend import FutureView, sizes_from_info
 from ...futures import Future
@@ -32,6 +36,7 @@ FAILURES = 5
 VARIABLES = 8
 SCAN_LIMIT = 100_000  # elements of a list or dict looked at for futures
 IDLE_TICKS = 2
+MAX_WORKERS = 256  # the most the Scale field offers
 
 
 class Dashboard(SnapshotWidget):
@@ -48,6 +53,7 @@ class Dashboard(SnapshotWidget):
         self._failures: list[FutureView] = []
         self._last: tuple[str, str] | None = None
         self._last_time = time.time()
+        self._controls: Controls | None = None
         self.ticker = Ticker("jupyter-futures-dashboard", interval)
         self.tick()
         self.ticker.add(self)
@@ -84,7 +90,24 @@ class Dashboard(SnapshotWidget):
 
     def close(self) -> None:
         self.ticker.close()
+        if self._controls is not None:
+            self._controls.close()
         super().close()
+
+    # -- controls: scale and restart -----------------------------------------------------
+    @property
+    def controls(self) -> Controls:
+        """The row of buttons shown above the dashboard (made when first asked for)."""
+        if self._controls is None:
+            self._controls = Controls(self.client, on_done=self.ticker.wake)
+        return self._controls
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if not self.client.closed:
+            display(self.controls)
+        super()._ipython_display_()
 
     # -- rendering -------------------------------------------------------------------
     def _render(self, st: dict[str, Any]) -> tuple[str, str]:
@@ -192,6 +215,61 @@ class Dashboard(SnapshotWidget):
             rows = [[f"<code>{h.esc(name)}</code>", f"{n:,}", h.nbytes(b)] for name, n, b in held]
             html += h.table(["kernel variable", "futures", "bytes"], rows)
         return _section("Object store", html)
+
+
+class Controls(ipywidgets.HBox):  # type: ignore[misc]
+    """Scale and Restart buttons for a cluster. A click runs on a thread of its own (a
+    restart takes a second or two), says what it is doing, and is ignored meanwhile."""
+
+    def __init__(self, client: Any, on_done: Callable[[], None] | None = None) -> None:
+        self.client = client
+        self._on_done = on_done
+        self.workers = ipywidgets.BoundedIntText(
+            value=max(1, int(client.n_workers or 1)),
+            min=1,
+            max=MAX_WORKERS,
+            description="workers",
+            layout=ipywidgets.Layout(width="150px"),
+        )
+        self.scale_button = ipywidgets.Button(description="Scale", tooltip="start or retire workers")
+        self.restart_button = ipywidgets.Button(description="Restart", tooltip="replace every worker")
+        self.message = ipywidgets.Label("")
+        self.scale_button.on_click(
+            lambda _b: self._run("scaling", lambda: client.scale(int(self.workers.value)))
+        )
+        self.restart_button.on_click(lambda _b: self._run("restarting", client.restart))
+        self._busy = threading.Lock()
+        self.done = threading.Event()  # set when the last click's work is over
+        self.done.set()
+        super().__init__([self.workers, self.scale_button, self.restart_button, self.message])
+        self.add_class("jf-dashboard-controls")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = "cluster controls: Scale, Restart (live while the kernel runs)"
+        return bundle
+
+    def _run(self, what: str, action: Callable[[], None]) -> None:
+        if not self._busy.acquire(blocking=False):
+            return
+        self.done.clear()
+        self.message.value = f"{what}…"
+        self.scale_button.disabled = self.restart_button.disabled = True
+
+        def work() -> None:
+            try:
+                action()
+                self.message.value = f"{self.client.n_workers} workers"
+            except Exception as exc:
+                self.message.value = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.scale_button.disabled = self.restart_button.disabled = False
+                self._busy.release()
+                self.done.set()
+                if self._on_done is not None:
+                    self._on_done()
+
+        threading.Thread(target=work, name="jupyter-futures-dashboard-control", daemon=True).start()
 
 
 def holders(

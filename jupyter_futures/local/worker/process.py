@@ -184,6 +184,8 @@ class Worker:
         elif kind == P.SYS_PATH:
             use_sys_path(msg[1])
         elif kind == P.SHUTDOWN:
+            if len(msg) > 1:  # retired: the kernel adopted these objects, they stay
+                self.store.forget(msg[1])
             self.exit(0)
 
     # -- what tasks and actor calls need (the TaskHost of execute.py) -----------------
