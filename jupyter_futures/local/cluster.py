@@ -131,6 +131,7 @@ class LocalCluster:
         self._next_wid = 1
         self._releases: deque[int] = deque()
         self._spawns: deque[int] = deque()
+        self._stop_when_started: set[int] = set()  # retired before their outbox existed
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._woken = False
@@ -270,7 +271,13 @@ class LocalCluster:
                     self._kill(worker, why)
                 case RetireWorker(worker, handed):
                     self.store.adopt(handed)  # its objects are the kernel's now: no copy
-                    self._post(worker, (P.SHUTDOWN, handed))
+                    if worker in self.outboxes:
+                        self._post(worker, (P.SHUTDOWN, handed))
+                    elif worker in self._spawns:  # never started: it never will
+                        self._spawns.remove(worker)
+                        resolves += self._execute(self.state.worker_died(worker, 0, time.monotonic()))
+                    else:  # being started on the I/O thread: told once its outbox exists
+                        self._stop_when_started.add(worker)
                 case SpawnWorker(replacing):
                     self._replace(replacing)
                 case NoReplacement(dead, why):
@@ -339,6 +346,9 @@ class LocalCluster:
         box = Outbox(self.ctx, config["address"], self.codec)
         with self.lock:
             self.outboxes[wid] = box
+            if wid in self._stop_when_started:  # retired while it was being started
+                self._stop_when_started.discard(wid)
+                box.send((P.SHUTDOWN, []))
             if self.sys_path is not config["sys_path"]:  # it changed while this one started
                 box.send((P.SYS_PATH, self.sys_path))
         try:

@@ -125,3 +125,13 @@ def test_the_dashboard_buttons_scale_and_restart(client: jf.Client) -> None:
         assert len(live_ids()) == 2
     finally:
         board.close()
+
+
+def test_scaling_right_after_init_retires_workers_that_are_still_starting() -> None:
+    jf.init(3)  # workers start in the background: some may not exist yet
+    try:
+        jf.scale(1)
+        assert len(live_ids()) == 1
+        assert jf.submit(pow, 2, 3).result(30) == 8
+    finally:
+        jf.shutdown()
