@@ -495,10 +495,19 @@ def test_matplotlib_figures_of_a_task_reach_the_kernel(dask_client: jf.Client) -
 def test_scale_goes_to_the_cluster_object_it_was_given() -> None:
     """``jf.init(address=cluster)`` with a Dask cluster object: ``jf.scale(n)`` is that
     cluster's ``scale(n)``, and returns once the workers are there (or gone)."""
+    from multiprocessing import resource_tracker
+
     from distributed import LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    tracker = resource_tracker._resource_tracker  # started by LocalCluster(processes=True)
+    tracker_before = tracker._pid
+    cluster = LocalCluster(  # everything on loopback, on ports the system picks
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        worker_dashboard_address="127.0.0.1:0",
     )
     try:
         c = jf.init(address=cluster)
@@ -513,3 +522,5 @@ def test_scale_goes_to_the_cluster_object_it_was_given() -> None:
             c.shutdown()
     finally:
         cluster.close()
+        if tracker_before is None:  # it would live as long as this interpreter: not a leak, but ours
+            tracker._stop()
