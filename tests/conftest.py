@@ -14,6 +14,8 @@ The run's processes are marked by construction, through the environment they inh
     leftovers(): /dev/shm/[.]jf_<id>_*, jf_<id>.lock, <tmp>/jf-<id>[-spill] for those ids;
                  processes: descendants, and any process whose environment has that TMPDIR
                  (a killed kernel's workers are re-parented away from us, not forgotten)
+    at the end of the run: no file of any cluster the run saw (notebooks under nbval, which
+                 have no per-test check, included)
 """
 
 from __future__ import annotations
@@ -105,6 +107,11 @@ class Run:
         self._update()
         return self._ids - self._before
 
+    def all_cluster_ids(self) -> set[str]:
+        """Every cluster the run started, in tests, notebooks, kernels and scripts alike."""
+        self._update()
+        return set(self._ids)
+
     def processes(self) -> list[psutil.Process]:
         me = psutil.Process()
         kept = {pid for pids in kept_processes for pid in pids()}
@@ -139,8 +146,15 @@ def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     run = Run(tmp)
     _run.append(run)
     yield run
+    # Last, over the whole run: what no test's own check sees (a notebook's kernel under
+    # nbval, a kernel killed at the end of a test) must be gone too.
+    deadline = time.monotonic() + 10.0
+    while (left := files_of(run.all_cluster_ids(), tmp)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     _run.remove(run)
     run.close()
+    if left:
+        pytest.fail(f"the test run left files of its clusters behind: {left[:10]}")
     if saved[0] is None:
         del os.environ["TMPDIR"]
     else:
@@ -162,21 +176,27 @@ def leftovers() -> dict[str, list[str]]:
     run = _run[0]
     children = [d for d in map(_describe, run.processes()) if d is not None]
     ids = run.cluster_ids()
-
-    def named(directory: Path) -> list[str]:
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return []
-        return sorted(n for n in names if (m := _CLUSTER_ID.match(n)) and m[1] in ids)
-
     threads = sorted(t.name for t in threading.enumerate() if t.name.startswith("jupyter-futures"))
     return {
         "children": children,
-        "segments": named(SHM) + named(fallback_dir()),
-        "dirs": named(run.tmp),
+        "segments": _named(SHM, ids) + _named(fallback_dir(), ids),
+        "dirs": _named(run.tmp, ids),
         "threads": threads,
     }
+
+
+def _named(directory: Path, ids: set[str]) -> list[str]:
+    """The names in ``directory`` that belong to one of the clusters ``ids``."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if (m := _CLUSTER_ID.match(n)) and m[1] in ids)
+
+
+def files_of(ids: set[str], tmp: Path) -> list[str]:
+    """Segments, locks and directories of the clusters ``ids`` that still exist."""
+    return _named(SHM, ids) + _named(fallback_dir(), ids) + _named(tmp, ids)
 
 
 def assert_clean(within: float = 2.0) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SHM, assert_clean, leftovers
+from conftest import SHM, _run, assert_clean, files_of, leftovers
 
 import jupyter_futures as jf
 from jupyter_futures.local.store import ClusterLock
@@ -134,6 +134,21 @@ def test_a_leak_of_the_tests_own_cluster_is_flagged() -> None:
         spill.rmdir()
         lock.release()
     assert_clean(within=0)
+
+
+def test_the_end_of_run_check_sees_what_a_notebook_kernel_left() -> None:
+    """A notebook run by nbval has no per-test check; the run's last check (the session
+    fixture's teardown, ``files_of`` over every cluster id the run saw) covers it."""
+    code = "import jupyter_futures as jf\nc = jf.init(n_workers=1)\nprint(c.cluster_id)\nc.shutdown()\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    cluster = out.stdout.split()[0]
+    run = _run[0]
+    lock = ClusterLock(SHM, cluster)  # what its kernel would leave if it died without a sweep
+    try:
+        assert files_of(run.all_cluster_ids(), run.tmp) == [lock.path.name]
+    finally:
+        lock.release()
+    assert files_of(run.all_cluster_ids(), run.tmp) == []
 
 
 def test_a_cluster_started_by_a_child_is_the_tests_even_after_the_child_ended() -> None:

@@ -76,6 +76,7 @@ Args = ParamSpec("Args")
 R = TypeVar("R")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
+FIRST_SPAWN_WAIT = 5.0  # seconds init waits for its first worker process to exist
 
 
 def worker_env() -> dict[str, str]:
@@ -132,6 +133,7 @@ class LocalCluster:
         self._releases: deque[int] = deque()
         self._spawns: deque[int] = deque()
         self._stop_when_started: set[int] = set()  # retired before their outbox existed
+        self._first_spawned = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._woken = False
@@ -149,6 +151,10 @@ class LocalCluster:
                 self._spawns.append(wid)
         self._thread = threading.Thread(target=self._loop, name="jupyter-futures-io", daemon=True)
         self._thread.start()
+        # Once a worker process exists, a kernel killed from now on leaves nothing behind:
+        # the worker sweeps the dead cluster's lock and directories (worker/process.py).
+        # Before that, nothing would; the wait is the first fork, a few milliseconds.
+        self._first_spawned.wait(FIRST_SPAWN_WAIT)
 
     # -- calls from user threads ------------------------------------------------------
     def call(self, event: Callable[Args, list[Instruction]], *args: Args.args, **kwargs: Args.kwargs) -> None:
@@ -385,7 +391,10 @@ class LocalCluster:
         next_tick = time.monotonic() + TICK
         while not self.closing:
             while self._spawns:
-                self._spawn(self._spawns.popleft())
+                try:
+                    self._spawn(self._spawns.popleft())
+                finally:
+                    self._first_spawned.set()
             for fd in set(self._pidfds.values()) - registered:
                 poller.register(fd, zmq.POLLIN)
                 registered.add(fd)

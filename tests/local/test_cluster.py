@@ -276,6 +276,37 @@ def test_killed_kernel_leaves_no_workers_and_its_segments_are_swept() -> None:
     assert not (Path(tempfile.gettempdir()) / f"jf-{cluster}").exists()
 
 
+KILLED_AT_ONCE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import jupyter_futures as jf
+    c = jf.init(2)
+    print(c.backend.cluster.id, flush=True)
+    os.kill(os.getpid(), int(sys.argv[1]))  # at once: its workers are only just starting
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_kernel_killed_right_after_init_leaves_nothing(sig: int) -> None:
+    """Nothing else of ours runs to clean up then: its starting workers must, unaided by
+    any later cluster's sweep (the lock in /dev/shm was left behind before)."""
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_ONCE, str(int(sig))], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == -sig, out.stderr
+    cluster = out.stdout.split()[0]
+
+    def left() -> list[str]:
+        shm = [n for n in os.listdir("/dev/shm") if n.startswith(f"jf_{cluster}")]
+        tmp = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"jf-{cluster}")]
+        return shm + tmp
+
+    wait_until(lambda: not left(), timeout=10)
+    assert not left()
+    assert_clean(within=5)
+
+
 def test_actor_worker_death(client: jf.Client) -> None:
     counter = jf.create_actor(Counter).result(30)
     pid = counter.pid().result(30)

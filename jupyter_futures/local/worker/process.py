@@ -13,7 +13,9 @@
 The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
 ``PR_SET_PDEATHSIG``) for SIGTERM when the kernel dies, even by SIGKILL; the SIGTERM
 handler removes its shared-memory objects and exits. The heartbeat thread checks the
-parent too, as a second line.
+parent too, as a second line. A kernel that dies while its workers are still starting
+(before any of them is up) has its lock and directories swept by them: nothing else of
+the cluster exists then to do it.
 """
 
 from __future__ import annotations
@@ -114,15 +116,7 @@ class Worker:
                 self._exiting = True
                 with contextlib.suppress(Exception):
                     self.store.close()
-                deadline = time.monotonic() + (KERNEL_EXIT_WAIT if kernel_dying else 0.0)
-                while parent_alive(self.parent) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                if not parent_alive(self.parent):
-                    with contextlib.suppress(Exception):
-                        for _ in range(int(KERNEL_EXIT_WAIT / 0.02)):
-                            if self.cluster in sweep_dead_clusters(self.shm_dir):
-                                break
-                            time.sleep(0.02)  # its lock is not released yet
+                clean_up_after_kernel(self.parent, self.cluster, self.shm_dir, kernel_dying)
             os._exit(code)
 
     @property
@@ -317,14 +311,29 @@ def parent_alive(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
     """Ask Linux to send ``sig`` when the parent (the kernel, or the zygote) dies, by
-    SIGKILL too; exit at once if it is gone already."""
+    SIGKILL too; False if it is gone already (it died before we asked)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before we asked
-        os._exit(1)
+    return os.getppid() == parent
+
+
+def clean_up_after_kernel(parent: int, cluster: str, shm_dir: Path, kernel_dying: bool) -> None:
+    """If the kernel is gone, remove what its cluster left (its objects, lock and
+    directories): no other process will. ``kernel_dying``: first wait (bounded) for a kernel
+    that is exiting to be gone and to have dropped its lock."""
+    deadline = time.monotonic() + (KERNEL_EXIT_WAIT if kernel_dying else 0.0)
+    while parent_alive(parent) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if parent_alive(parent):
+        return
+    with contextlib.suppress(Exception):
+        for _ in range(int(KERNEL_EXIT_WAIT / 0.02)):
+            if cluster in sweep_dead_clusters(shm_dir):
+                break
+            time.sleep(0.02)  # its lock is not released yet
 
 
 def main() -> None:
@@ -336,7 +345,17 @@ def main() -> None:
 
 def run(config: dict[str, Any]) -> None:
     """Be a worker until told to stop (started by ``main``, or forked by the zygote)."""
-    die_with_parent(config["parent"])
+    parent, cluster, shm_dir = config["parent"], config["cluster"], Path(config["shm_dir"])
+
+    def orphaned(*_: Any) -> None:
+        # The kernel died while this worker was starting, maybe before any worker was up:
+        # its lock and directories are this worker's to remove.
+        clean_up_after_kernel(parent, cluster, shm_dir, kernel_dying=True)
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, orphaned)  # until the worker's own handler replaces it
+    if not die_with_parent(parent):
+        orphaned()
     if config.get("log"):  # forked by the zygote: fds 1 and 2 are still the kernel's
         worker_logs.redirect(config["log"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us

@@ -92,7 +92,8 @@ def serve(requests: int, reply_fd: int, kernel: int) -> None:
 def main() -> None:
     reply_fd = int(sys.argv[1])
     kernel = os.getppid()
-    process.die_with_parent(kernel, signal.SIGKILL)  # its workers then get their SIGTERM
+    if not process.die_with_parent(kernel, signal.SIGKILL):  # its workers then get their SIGTERM
+        os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     serve(sys.stdin.fileno(), reply_fd, kernel)
 
