@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .actors import ActorHandle
-from .backend import ClusterStatus, LocalityRequirement
+from .backend import ClusterStatus, LocalityRequirement, check_options
 from .client import Client
 from .current import current_client_or_none, get_client, on_start, set_client
 from .errors import FutureTimeoutError, NotInKernelError
-from .executor import ClusterExecutor, check_max_workers, check_options
+from .executor import ClusterExecutor, check_max_workers
 from .futures import Future, WorkerId
 
 T = TypeVar("T")

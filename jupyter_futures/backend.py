@@ -35,6 +35,30 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# -- submit's options -----------------------------------------------------------------
+
+SUBMIT_OPTIONS = frozenset(
+    {"min_cpu", "min_ram", "min_gpu", "resources", "locality", "max_retries", "allow_reconstruction", "name"}
+)
+"""The keyword options of ``submit`` (every engine takes them): never passed to the function."""
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Raise TypeError for a keyword that is not one of ``submit``'s options."""
+    unknown = sorted(set(options) - SUBMIT_OPTIONS)
+    if unknown:
+        known = ", ".join(sorted(SUBMIT_OPTIONS))
+        raise TypeError(f"unknown submit option(s) {', '.join(unknown)}; the options are {known}")
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``submit``'s keywords as (its options, the function's keywords)."""
+    options = {k: v for k, v in kwargs.items() if k in SUBMIT_OPTIONS}
+    if not options:
+        return options, kwargs
+    return options, {k: v for k, v in kwargs.items() if k not in SUBMIT_OPTIONS}
+
+
 # -- what status() returns (the panel's IClusterStatus, labextension/src/model.ts) ------
 
 

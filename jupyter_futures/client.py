@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backend import LocalityRequirement
+from .backend import LocalityRequirement, check_options
 from .current import current_client_or_none, set_client
 
 if TYPE_CHECKING:
@@ -140,8 +140,6 @@ class Client:
         Whatever the size, every item is its own task; a smaller batch lets the first
         tasks start while the rest of a long iterable is still being read.
         """
-        from .executor import check_options
-
         check_options(options)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -37,14 +37,10 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
+from .backend import SUBMIT_OPTIONS, check_options
 from .errors import ClusterClosedError
 
 T = TypeVar("T")
-
-SUBMIT_OPTIONS = frozenset(
-    {"min_cpu", "min_ram", "min_gpu", "resources", "locality", "max_retries", "allow_reconstruction", "name"}
-)
-"""The keyword options of ``submit`` that are not passed to the function."""
 
 AHEAD_PER_WORKER = 4  # calls in flight per worker of a cluster the executor started itself
 _exiting = False  # the interpreter is shutting down: no new work
@@ -73,18 +69,16 @@ def check_max_workers(max_workers: int | None) -> None:
         raise ValueError("max_workers must be greater than 0")
 
 
-def check_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - SUBMIT_OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(SUBMIT_OPTIONS))
-        raise TypeError(f"unknown submit option(s) {', '.join(unknown)}; the options are {known}")
+def worker_count(client: Any) -> int:
+    """How many workers ``client`` has; a task's own client knows none: the machine's CPUs."""
+    return max(1, int(getattr(client, "n_workers", None) or os.cpu_count() or 1))
 
 
 _Call = tuple[cf.Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 """A call queued in an executor: its future, function, arguments and keywords."""
 
 
-def _waiting_of(client: Any) -> Callable[[], contextlib.AbstractContextManager[None]] | None:
+def waiting_of(client: Any) -> Callable[[], contextlib.AbstractContextManager[None]] | None:
     """The engine's ``waiting()``: around a blocking wait inside a task, it lends the task's
     slot (so the calls it waits for can run on its worker, even with one slot)."""
     waiting = getattr(getattr(client, "backend", client), "waiting", None)
@@ -126,7 +120,7 @@ class _Dispatch:
         self.in_flight = 0
         self.closed = False
         self.client_stopped = False
-        self.waiting = _waiting_of(client)
+        self.waiting = waiting_of(client)
 
     # -- work --------------------------------------------------------------------------
     def add(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
@@ -247,8 +241,7 @@ class ClusterExecutor(cf.Executor):
     ):
         check_max_workers(max_workers)
         check_options(submit_options)
-        workers = getattr(client, "n_workers", None) or os.cpu_count() or 1  # a task's client: the machine's
-        self._max_workers = max_workers if max_workers is not None else max(1, int(workers))
+        self._max_workers = max_workers if max_workers is not None else worker_count(client)
         # A cluster shared with other work gets at most max_workers calls at once (default:
         # twice its workers). Our own cluster has exactly max_workers workers, which bound
         # what runs at once; calls are handed over a few per worker ahead, so that a worker

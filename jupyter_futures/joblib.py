@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import os
 import sys
 import threading
 import weakref
@@ -33,8 +32,9 @@ from typing import Any
 import joblib
 from joblib.parallel import AutoBatchingMixin, ParallelBackendBase
 
+from .backend import check_options
 from .current import current_client_or_none
-from .executor import check_options
+from .executor import waiting_of, worker_count
 
 NAME = "jupyter_futures"
 STORE_AT = 64 * 1024  # arguments at least this large go through the object store, once
@@ -93,8 +93,7 @@ class JupyterFuturesBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
         if n_jobs == 0:
             raise ValueError("n_jobs == 0 in Parallel has no meaning")
         client = current_client_or_none()
-        workers = getattr(client, "n_workers", None) if client is not None and not client.closed else None
-        slots = max(1, int(workers or os.cpu_count() or 1))  # a task's own client: the machine's
+        slots = worker_count(client if client is not None and not client.closed else None)
         if n_jobs is None or n_jobs < 0:
             return max(slots + 1 + (n_jobs if n_jobs is not None else -1), 1)
         return int(n_jobs)
@@ -138,12 +137,8 @@ class JupyterFuturesBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
     def retrieval_context(self) -> Iterator[None]:
         """Around joblib's wait for results: inside a task, its slot is lent meanwhile, so
         the calls it waits for can run on its worker (nesting never deadlocks)."""
-        client = current_client_or_none()
-        waiting = getattr(getattr(client, "backend", client), "waiting", None)
-        if waiting is None:
-            yield
-            return
-        with waiting():
+        waiting = waiting_of(current_client_or_none())
+        with waiting() if waiting is not None else contextlib.nullcontext():
             yield
 
     def retrieve_result_callback(self, future: Any) -> Any:

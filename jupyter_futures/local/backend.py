@@ -246,18 +246,12 @@ class LocalBackend(BaseClient):
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
         """Block until ``n`` workers (default: all) have started."""
         want = self.n_workers if n is None else n
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def why() -> str:
             alive = self.cluster.query(self.cluster.state.alive_workers)
-            if alive >= want:
-                return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise errors.WorkersNotStartedError(
-                    f"only {alive} of {want} workers started within {timeout} s"
-                )
-            self.cluster.workers_changed.wait(min(left, 1.0))
-            self.cluster.workers_changed.clear()
+            return f"only {alive} of {want} workers started within {timeout} s"
+
+        self._wait_until(lambda st: st.alive_workers() >= want, timeout, why)
 
     # -- resizing -------------------------------------------------------------------
     def scale(self, n: int, timeout: float = 60.0) -> None:
@@ -274,7 +268,9 @@ class LocalBackend(BaseClient):
             staying = sum(1 for w in st.workers.values() if w.status == "alive" and not w.leaving)
             return staying >= n and all(st.workers[wid].status == "dead" for wid in retiring)
 
-        self._wait_until(settled, timeout, f"scaling to {n} workers")
+        self._wait_until(
+            settled, timeout, lambda: f"scaling to {n} workers did not finish within {timeout} s"
+        )
 
     def restart(self, timeout: float = 60.0) -> None:
         """Replace every worker with a fresh process; returns once they have all started.
@@ -288,14 +284,16 @@ class LocalBackend(BaseClient):
             new = [w for w in st.workers.values() if w.wid not in before and w.status == "alive"]
             return len(new) >= self.n_workers
 
-        self._wait_until(fresh, timeout, "restarting the workers")
+        self._wait_until(fresh, timeout, lambda: f"restarting the workers did not finish within {timeout} s")
 
-    def _wait_until(self, done: Callable[[Any], bool], timeout: float, what: str) -> None:
+    def _wait_until(self, done: Callable[[Any], bool], timeout: float, why: Callable[[], str]) -> None:
+        """Wait (bounded) until ``done(scheduler state)``, woken as workers come and go;
+        ``WorkersNotStartedError(why())`` after ``timeout``."""
         deadline = time.monotonic() + timeout
         while not self.cluster.query(done, self.cluster.state):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise errors.WorkersNotStartedError(f"{what} did not finish within {timeout} s")
+                raise errors.WorkersNotStartedError(why())
             self.cluster.workers_changed.wait(min(left, 0.5))
             self.cluster.workers_changed.clear()
 

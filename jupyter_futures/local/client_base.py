@@ -21,7 +21,7 @@ import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import LocalityRequirement, default_output
+from ..backend import LocalityRequirement, default_output, split_options
 from ..current import current_client_or_none, get_client, set_client
 from ..futures import Future, FutureInfo
 from .functions import FunctionCache
@@ -222,35 +222,13 @@ class BaseClient:
             )
 
     # -- the public operations --------------------------------------------------
-    def submit(
-        self,
-        fn: Callable[..., T],
-        *args: Any,
-        min_cpu: float = 0,
-        min_ram: float = 0,
-        min_gpu: float = 0,
-        resources: dict[str, float] | None = None,
-        locality: LocalityRequirement | Future[Any] | None = None,
-        max_retries: int = 0,
-        allow_reconstruction: bool = True,
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> Future[T]:
-        """Run ``fn(*args, **kwargs)`` on a worker; returns a Future of its result."""
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` on a worker; returns a Future of its result (the
+        options of ``submit``, ``backend.SUBMIT_OPTIONS``, are taken out of ``kwargs``)."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
-        fields = _task_fields(
-            fn,
-            min_cpu=min_cpu,
-            min_ram=min_ram,
-            min_gpu=min_gpu,
-            resources=resources,
-            locality=locality,
-            max_retries=max_retries,
-            allow_reconstruction=allow_reconstruction,
-            name=name,
-        )
-        return self._submit(self._spec("task", fn, args, kwargs, **fields))
+        options, kwargs = split_options(kwargs)
+        return self._submit(self._spec("task", fn, args, kwargs, **_task_fields(fn, **options)))
 
     def submit_many(
         self, fn: Callable[..., T], arg_tuples: list[tuple[Any, ...]], **options: Any
