@@ -56,7 +56,7 @@ if TYPE_CHECKING:  # what ``__getattr__`` below gives, for type checkers and edi
         WorkerDiedException,
     )
     from .futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Future, as_completed, gather, wait
-    from .jupyter.notebook import dashboard, progress
+    from .jupyter.notebook import dashboard, progress, task_stream
 
     __version__: str
 
@@ -110,7 +110,7 @@ _SOURCES = {
         "gather",
         "wait",
     ],
-    ".jupyter.notebook": ["dashboard", "progress"],
+    ".jupyter.notebook": ["dashboard", "progress", "task_stream"],
 }
 _SOURCE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -175,6 +175,7 @@ __all__ = [
     "status",
     "submit",
     "submit_future",
+    "task_stream",
     "wait",
 ]
 

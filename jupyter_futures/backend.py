@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from .futures import Future, FutureBackend, WorkerId
+from .runs import TaskRun as TaskRun  # the task stream's views, defined beside its log
+from .runs import TaskStream as TaskStream
 
 if TYPE_CHECKING:
     from .actors import ActorHandle
@@ -244,6 +246,12 @@ class Backend(FutureBackend, Protocol):
     def latest_futures(self, n: int) -> list[FutureView]: ...
     def failed_futures(self, n: int) -> list[FutureView]: ...
     def actor_view(self, aid: int) -> ActorView | None: ...
+    def task_stream(self, after: int = 0) -> TaskStream:
+        """Runs (tasks, actor creations and calls) finished after cursor ``after``,
+        oldest first, as many as the engine keeps (``runs.RING``); ``cursor`` of the answer
+        asks for newer ones only."""
+        ...
+
     def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
         """Bytes each future's value takes where it is stored (0: unknown or not done)."""
         ...

@@ -24,7 +24,7 @@ from .current import current_client_or_none, set_client
 
 if TYPE_CHECKING:
     from .actors import ActorHandle
-    from .backend import ActorView, Backend, ClusterStatus, FutureView
+    from .backend import ActorView, Backend, ClusterStatus, FutureView, TaskStream
     from .executor import ClusterExecutor
     from .futures import Future, WorkerId
 
@@ -102,6 +102,13 @@ class Client:
     def logs(self, worker: WorkerId | None = None) -> dict[WorkerId, str]:
         """What each worker (or ``worker``) wrote outside any task; see :func:`jupyter_futures.logs`."""
         return self.backend.logs(worker)
+
+    def task_stream(self, after: int = 0) -> TaskStream:
+        """The runs finished after cursor ``after`` (tasks, actor creations and calls):
+        ``(now, cursor, runs)``, each run a ``TaskRun(start, end, lane, name, state)`` in
+        ``time.monotonic()`` seconds. Pass ``cursor`` back for newer runs only; the picture of
+        them is :func:`jupyter_futures.task_stream`."""
+        return self.backend.task_stream(after)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
         """Block until ``n`` workers (default: all) have started."""

@@ -52,6 +52,7 @@ PUBLIC = [
     "status",
     "submit",
     "submit_future",
+    "task_stream",
     "wait",
 ]
 

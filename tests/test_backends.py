@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,3 +199,51 @@ def test_scale_and_restart(engine: str) -> None:
     assert len(jf.status()["workers"]) == 1
     jf.restart()
     assert jf.submit(pow, 3, 2).result(30) == 9
+
+
+def fail_first_time(flag: str) -> str:
+    """Raises on its first run (it leaves ``flag`` behind), succeeds on the next."""
+    path = Path(flag)
+    if not path.exists():
+        path.write_text("ran")
+        raise RuntimeError("first try")
+    return "second try"
+
+
+def test_the_task_stream_has_every_run_on_its_lane(engine: str, tmp_path: Path) -> None:
+    client = jf.get_client()
+    before = time.monotonic()
+    start = client.task_stream()  # whatever ran before: only the cursor is used
+    nap = jf.submit(sleepy, 0.2)
+    small = [jf.submit(abs, -i) for i in range(50)]
+    bad = jf.submit(explode, 1)
+    retried = jf.submit(fail_first_time, str(tmp_path / "flag"), max_retries=1)
+    account = jf.create_actor(Account, 0).result(30)
+    deposits = [account.deposit(1) for _ in range(3)]
+    jf.wait([nap, bad, retried, *small, *deposits], timeout=60)
+    assert retried.result() == "second try"
+
+    stream = client.task_stream(start.cursor)
+    runs = stream.runs
+    names = Counter(r.name for r in runs)
+    assert names["abs"] == 50 and names["sleepy"] == 1 and names["Account.deposit"] == 3, names
+    assert names["explode"] == 1, names
+    assert all(before <= r.start <= r.end <= stream.now for r in runs), runs
+    states = {(r.name, r.state) for r in runs}
+    assert {("explode", "failed"), ("fail_first_time", "done")} <= states
+    if engine == "dask":  # Dask's scheduler records the run that ended a task, not retries
+        assert names["fail_first_time"] == 1, names
+    else:  # the failed run, then the retry
+        assert names["fail_first_time"] == 2 and ("fail_first_time", "failed") in states, names
+    assert ("abs", "failed") not in states
+    (slept,) = [r for r in runs if r.name == "sleepy"]
+    assert 0.19 <= slept.end - slept.start < 30
+    workers = {r.lane for r in runs if r.name in ("abs", "sleepy", "explode")}
+    assert workers and all(lane.startswith("worker ") for lane in workers), workers
+    actor_lanes = {r.lane for r in runs if r.name.startswith("Account")}
+    assert actor_lanes == {f"Account #{account.id}"}, actor_lanes  # its creation and its calls
+
+    assert client.task_stream(stream.cursor).runs == []  # the cursor asks for newer runs only
+    jf.submit(pow, 2, 3).result(30)
+    newer = client.task_stream(stream.cursor)
+    assert [r.name for r in newer.runs] == ["pow"] and newer.cursor == stream.cursor + 1

@@ -34,6 +34,7 @@ from collections import Counter, defaultdict, deque
 from typing import Any
 
 from ..errors import UnsatisfiableRequirementError
+from ..runs import RunLog
 from . import actor_rules, dispatch, worker_deaths
 from . import views as scheduler_views
 from .instructions import (
@@ -71,6 +72,7 @@ from .specs import DRIVER, Outcome, TaskMsg, TaskSpec, WorkerStats
 BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anyway
 MAX_REQ_SHAPES = 1024  # requirement shapes whose reservation dict is shared
 NO_REQ: dict[str, float] = {}  # a stored object reserves nothing (shared, never written)
+RUN_STATE = {"ok": "done", "error": "failed", "cancelled": "cancelled"}  # an outcome's, as a run's
 
 
 class SchedulerState:
@@ -104,6 +106,7 @@ class SchedulerState:
         self._satisfiable: set[Any] = set()  # requirement shapes some live worker can meet
         self._req_shapes: dict[tuple[Any, ...], dict[str, float]] = {}
         self._retiring: set[int] = set()  # workers draining before they stop
+        self.runs = RunLog()  # finished runs, for the task stream
 
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instruction]:
@@ -389,6 +392,10 @@ class SchedulerState:
             self._free_copy(wid, outcome)  # a stale copy nobody will read
             return
         kind = t.spec.kind
+        if outcome.duration:  # it ran (a task cancelled before it started did not)
+            lane = wid if kind == "task" else ("actor", t.spec.actor)
+            state = RUN_STATE.get(outcome.status, "failed")
+            self.runs.add(outcome.started, outcome.started + outcome.duration, lane, t.spec.name, state)
         if kind == "call":
             actor_rules.call_finished(self, t)
         if t.state == CANCELLED:

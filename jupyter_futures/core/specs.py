@@ -57,6 +57,7 @@ class Outcome:
     where: int | None = None  # worker that produced it
     duration: float = 0.0
     code: int | None = None  # exit code, for a worker death
+    started: float = 0.0  # the worker's time.monotonic() when the run began
 
 
 @_pickled_by_position

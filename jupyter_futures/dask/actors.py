@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,7 @@ class ActorsOnDask:
         blob, deps = pack((args, kwargs))
         self._check_ours(deps)
         rec, f = self._new_record("actor", cls.__name__)
+        rec.actor = rec.fid
         f.actor_id = rec.fid
         rec.deps = deps
         actor = ActorRecord(rec.fid, cls.__name__, rec.key, max_restarts)
@@ -183,6 +185,7 @@ class ActorsOnDask:
         blob, deps = pack((args, kwargs))
         self._check_ours(deps)
         rec, f = self._new_record("call", f"{a.cls_name}.{method}")
+        rec.actor = a.aid
         rec.deps = deps
         if a.state == "dead":
             self._fail(rec, errors.ActorDiedError(f"actor {a.aid} ({a.cls_name}) is dead: {a.death}"))
@@ -254,6 +257,7 @@ class ActorsOnDask:
         return answer["result"]
 
     async def _send_call(self, a: ActorRecord, rec: Record, seq: int, call: remote.ActorCall) -> None:
+        rec.started = rec.started or time.monotonic()  # queued behind earlier calls, maybe
         try:
             value = await self._actor_rpc(a, "call", self._caller, seq, cloudpickle.dumps(call, protocol=5))
         except errors.TaskFailed as exc:

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from .. import errors
@@ -44,6 +44,7 @@ from ..backend import (
     LocalityRequirement,
     Origin,
     OutputHandler,
+    TaskStream,
     default_output,
 )
 from ..futures import Future, FutureInfo, WorkerId
@@ -51,6 +52,7 @@ from . import worker as remote
 from .actors import ActorsOnDask
 from .packing import locate, pack
 from .records import KEEP_RECORDS, PLAIN, ActorRecord, Fetched, Held, Record, key_prefix, worker_row
+from .stream import DaskRuns
 
 T = TypeVar("T")
 LOG_RECORDS = 200  # log records per Dask worker that logs() returns
@@ -111,6 +113,7 @@ class DaskBackend(ActorsOnDask):
         )
         self._lock = threading.RLock()
         self._records: OrderedDict[int, Record] = OrderedDict()
+        self._stream = DaskRuns(self._client, self.cluster_id)  # for the task stream
         self._actors: dict[int, ActorRecord] = {}
         self._nested_roots: dict[int, int] = {}
         self._caller = secrets.token_hex(6)  # this client, as a caller of actors
@@ -131,6 +134,10 @@ class DaskBackend(ActorsOnDask):
                 raise
             self._client.subscribe_topic(remote.topic(self.cluster_id), self._on_event)
             self._client.subscribe_topic("all", self._on_cluster_event)  # workers leaving
+            try:
+                self._stream.start()
+            except Exception:  # a scheduler that keeps no task stream: the view stays empty
+                log.warning("the Dask scheduler did not start its task stream", exc_info=True)
             _backends[self.cluster_id] = self
 
     # -- connecting ---------------------------------------------------------------------
@@ -591,6 +598,7 @@ class DaskBackend(ActorsOnDask):
                 return
             rec.duration = time.monotonic() - rec.started if rec.started else 0.0
             rec.state = "cancelled" if cancelled else "done"
+            self._ran(rec)
             f, rec.future = rec.future, None
         if f is not None:
             f._settle(
@@ -605,9 +613,15 @@ class DaskBackend(ActorsOnDask):
                 return
             rec.duration = time.monotonic() - rec.started if rec.started else 0.0
             rec.state, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+            self._ran(rec)
             f, rec.future = rec.future, None
         if f is not None:
             f._settle(exc=exc, info=FutureInfo(duration=rec.duration, worker=rec.worker))
+
+    def _ran(self, rec: Record) -> None:
+        """An actor call's run, for the task stream (tasks come from Dask's scheduler)."""
+        if rec.kind == "call":
+            self._stream.call_ran(rec, time.monotonic())
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         """This kernel's topic: a task started somewhere, or output of a task."""
@@ -737,6 +751,23 @@ class DaskBackend(ActorsOnDask):
         if a is None:
             return None
         return ActorView(a.aid, a.cls_name, a.address, a.state, a.calls_done, a.queued, a.death)
+
+    def task_stream(self, after: int = 0) -> TaskStream:
+        """Runs on lanes "worker 127.0.0.1:40131" (a Dask worker) and, for actors,
+        "Class #id": tasks as Dask's scheduler recorded them (``stream.py``)."""
+
+        def lane_name(lane: Hashable) -> str:
+            if isinstance(lane, tuple):
+                a = self._actors.get(lane[1])
+                return f"{a.cls_name if a is not None else 'actor'} #{lane[1]}"
+            return f"worker {str(lane).split('://', 1)[-1]}"
+
+        if not self._closed:
+            try:
+                self._stream.pull(self._records.get)
+            except Exception:  # the scheduler went away: what was recorded stays
+                log.debug("reading Dask's task stream failed", exc_info=True)
+        return self._stream.since(after, lane_name)
 
     def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
         """As Dask's scheduler counts them (one question for all of ``fs``)."""

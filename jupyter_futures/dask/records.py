@@ -32,6 +32,7 @@ class Record:
     error: str = ""
     cancelling: bool = False
     fetch: bool = False  # a thread waits for the value: gather it as soon as it is done
+    actor: int | None = None  # the actor it creates or calls: its run is on that actor's lane
 
 
 @dataclass

@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,10 +41,12 @@ from ..backend import (
     LocalityRequirement,
     Origin,
     OutputHandler,
+    TaskStream,
     WorkerStatus,
     sizes_from_info,
 )
 from ..futures import Future, FutureInfo, WorkerId
+from ..runs import RunLog
 from .arguments import find_futures
 
 T = TypeVar("T")
@@ -69,6 +71,7 @@ class _Task:
     error: str = ""
     root: int | None = None  # the kernel future this one descends from
     thread: int | None = None  # ident of the thread running it
+    actor: int | None = None  # the actor it creates or calls: its run is on that actor's lane
     settled: weakref.ref[Future[Any]] | None = None
 
     def handle(self) -> Future[Any] | None:
@@ -131,6 +134,7 @@ class ThreadBackend:
         self._tasks: OrderedDict[int, _Task] = OrderedDict()
         self._actors: dict[int, _Actor] = {}
         self._running: dict[int, _Task] = {}  # thread ident -> task
+        self._runs = RunLog()  # finished runs, for the task stream
         self._tls = threading.local()
         self._threads: list[threading.Thread] = []
         self._handler: OutputHandler | None = None
@@ -175,6 +179,10 @@ class ThreadBackend:
                     return
                 except Exception as exc:
                     if attempt < task.retries:
+                        with self._lock:  # that run failed; the retry is a run of its own
+                            now = time.monotonic()
+                            self._runs.add(task.started, now, worker, task.name, "failed")
+                            task.started = now
                         continue
                     self._finish(task, exc=exc)
                     return
@@ -195,6 +203,9 @@ class ThreadBackend:
             task.state = "cancelled" if cancelled else ("failed" if exc is not None else "done")
             if exc is not None:
                 task.error = f"{type(exc).__name__}: {exc}"
+            if task.started:
+                lane = task.worker if task.actor is None else ("actor", task.actor)
+                self._runs.add(task.started, task.started + task.duration, lane, task.name, task.state)
             self._forget_old()
         info = FutureInfo(duration=task.duration, worker=task.worker)
         f = task.future
@@ -356,6 +367,7 @@ class ThreadBackend:
             return ActorHandle(aid, cls.__name__, public_methods(cls), self)
 
         task = self._new_task("actor", cls.__name__, construct, args, kwargs, actor_id=aid)
+        task.actor = aid
         f = task.future
         with self._lock:
             self._actors[aid] = actor
@@ -403,6 +415,7 @@ class ThreadBackend:
             return getattr(record.instance, method)(*a, **k)
 
         task = self._new_task("call", f"{record.cls.__name__}.{method}", call, args, kwargs)
+        task.actor = aid
         f = task.future
         if record.state == "dead":
             self._finish(task, exc=errors.ActorDiedError(f"actor {aid} is dead: {record.death}"))
@@ -496,6 +509,19 @@ class ThreadBackend:
         if a is None:
             return None
         return ActorView(a.aid, a.cls.__name__, 0, a.state, a.calls_done, a.queued, a.death)
+
+    def task_stream(self, after: int = 0) -> TaskStream:
+        """Runs on lanes "worker N" (thread N) and, for actors, "Class #id"."""
+
+        def lane_name(lane: Hashable) -> str:
+            if isinstance(lane, tuple):
+                a = self._actors.get(lane[1])
+                return f"{a.cls.__name__ if a is not None else 'actor'} #{lane[1]}"
+            return f"worker {lane}"
+
+        with self._lock:
+            cursor, runs = self._runs.since(after, lane_name)
+        return TaskStream(time.monotonic(), cursor, runs)
 
     def unsettled(self) -> list[Future[Any]]:
         with self._lock:

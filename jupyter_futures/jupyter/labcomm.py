@@ -10,6 +10,10 @@
                                                       comm is open: every 0.5 s it takes a
                                                       snapshot and sends it to every open
                                                       comm when it differs from the last one
+    ◄──────────────── comm_msg {"type": "stream"} ◄─ the same thread, from a task-stream
+                                                      buffer (task_stream.py): the bars made
+                                                      or grown since the last message (all of
+                                                      them, "reset", to a comm just opened)
     comm_msg {"type": "refresh"} ──────────────────► send the current snapshot again
     comm_msg {"type": "logs"} ─────────────────────► reply {"type": "logs", "logs": what
                                                       each worker wrote outside tasks}
@@ -35,6 +39,7 @@ from typing import Any, Literal, Protocol, TypedDict
 
 from ..client import Client
 from ..current import current_client_or_none
+from .task_stream import WINDOW, StreamBuffer
 
 __all__ = ["TARGET", "StatusPublisher", "register_comm_target", "unregister_comm_target"]
 
@@ -49,6 +54,19 @@ class StatusMessage(TypedDict):
 
     type: Literal["status"]
     status: dict[str, Any] | None
+
+
+class StreamMessage(TypedDict):
+    """Kernel to panel: task-stream bars (``Bar.as_json``; the panel's ``IStreamBar``) made
+    or grown since the last message, by id; ``reset``: forget earlier bars first (a new
+    comm, or another cluster). ``now`` is the kernel's ``time.monotonic()``, the clock of
+    the bars' times."""
+
+    type: Literal["stream"]
+    now: float
+    window: float
+    reset: bool
+    bars: list[list[Any]]
 
 
 class RefreshMessage(TypedDict):
@@ -99,6 +117,11 @@ def cluster_status() -> dict[str, Any] | None:
     return result
 
 
+def _live_client() -> Client | None:
+    client = current_client_or_none()
+    return client if isinstance(client, Client) and not client.closed else None
+
+
 def cluster_logs() -> dict[str, str] | None:
     """``logs()`` of the kernel's cluster with string keys (JSON's), or ``None``."""
     client = current_client_or_none()
@@ -129,6 +152,9 @@ class StatusPublisher:
         self._last: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stream_lock = threading.Lock()
+        self._stream_client: Client | None = None
+        self._stream: StreamBuffer | None = None
 
     @property
     def comms(self) -> list[CommLike]:
@@ -148,6 +174,7 @@ class StatusPublisher:
         with self._lock:
             self._comms[comm.comm_id] = comm
         self._send_to(comm, self._snapshot())
+        self.publish_stream(new=comm)
         self._ensure_thread()
 
     def _on_msg(self, msg: dict[str, Any]) -> None:
@@ -206,10 +233,45 @@ class StatusPublisher:
         self._last = payload
         return True
 
+    def publish_stream(self, new: CommLike | None = None) -> bool:
+        """Send the task-stream bars made or grown since the last call to every open comm,
+        and every bar in the window to ``new`` (just opened); True if anything was sent."""
+        with self._stream_lock:
+            client = _live_client()
+            reset = client is not self._stream_client
+            if reset:  # another cluster (or none): its bars start over, everywhere
+                self._stream_client = client
+                self._stream = StreamBuffer() if client is not None else None
+            buf = self._stream
+            if buf is not None and client is not None:
+                try:
+                    buf.pull(client.backend)
+                except Exception:  # the cluster is shutting down under us
+                    log.debug("task stream update failed", exc_info=True)
+            changed = [b.as_json() for b in buf.changed()] if buf is not None else []
+            every = [b.as_json() for b in buf.bars()] if buf is not None and (reset or new) else []
+            now = buf.now if buf is not None else 0.0
+        sent = False
+        for comm in self.comms:
+            full = reset or comm is new
+            bars = every if full else changed
+            if bars or full:
+                message: StreamMessage = {
+                    "type": "stream",
+                    "now": now,
+                    "window": WINDOW,
+                    "reset": full,
+                    "bars": bars,
+                }
+                self._send_to(comm, json.dumps(message))
+                sent = True
+        return sent
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.publish_once()
+                self.publish_stream()
             except Exception:  # never let the panel take the kernel down
                 log.warning("cluster panel update failed", exc_info=True)
 

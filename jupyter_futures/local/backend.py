@@ -25,6 +25,7 @@ from ..backend import (
     LocalityRequirement,
     Origin,
     OutputHandler,
+    TaskStream,
     sizes_from_info,
 )
 from ..futures import Future, WorkerId
@@ -186,6 +187,9 @@ class LocalBackend(BaseClient):
 
     def actor_view(self, aid: int) -> ActorView | None:
         return views.actor(self.cluster, aid)
+
+    def task_stream(self, after: int = 0) -> TaskStream:
+        return views.task_stream(self.cluster, after)
 
     def value_sizes(self, fs: list[Future[Any]]) -> list[int]:
         return sizes_from_info(fs)

@@ -5,10 +5,12 @@ cluster's lock and handed out as :mod:`jupyter_futures.backend` views (``FutureV
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from ..backend import ActorView, FutureView
 from ..core.records import ASSIGNED, FAILED, PUBLIC_STATE, WAITING
+from ..runs import TaskStream
 from .protocol import DRIVER
 
 if TYPE_CHECKING:
@@ -105,6 +107,23 @@ def actor(cluster: LocalCluster, aid: int) -> ActorView | None:
             calls_queued=len(a.queue) + len(a.inflight),
             death=a.death or "",
         )
+
+    return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
+
+
+def task_stream(cluster: LocalCluster, after: int) -> TaskStream:
+    """Runs finished after cursor ``after``: on lane "worker N", or an actor's own lane
+    ("Counter #3") for its creation and its calls."""
+
+    def read(st: SchedulerState) -> TaskStream:
+        def lane_name(lane: Hashable) -> str:
+            if isinstance(lane, tuple):  # ("actor", aid)
+                a = st.actors.get(lane[1])
+                return f"{a.cls_name if a is not None else 'actor'} #{lane[1]}"
+            return f"worker {lane}"
+
+        cursor, runs = st.runs.since(after, lane_name)
+        return TaskStream(time.monotonic(), cursor, runs)
 
     return cluster.query(read, cluster.state)  # type: ignore[no-any-return]
 

@@ -18,7 +18,8 @@ import {
   ILogsRequest,
   IRefreshMessage,
   isLogsMessage,
-  isStatusMessage
+  isStatusMessage,
+  isStreamMessage
 } from './model';
 
 /** Kernel states after which the kernel side starts from scratch. */
@@ -140,6 +141,8 @@ export class ClusterConnection implements IDisposable {
         this._model.setStatus(data.status);
       } else if (this._comm === comm && isLogsMessage(data)) {
         this._model.setLogs(data.logs);
+      } else if (this._comm === comm && isStreamMessage(data)) {
+        this._model.stream.apply(data);
       }
     };
     comm.onClose = () => {

@@ -67,6 +67,85 @@ export interface ILogsMessage {
 }
 
 /**
+ * One bar of the task stream (`Bar.as_json` in `jupyter_futures/jupyter/task_stream.py`):
+ * `count` runs of the future name `name`, back to back on row `row` of lane `lane`, from
+ * `start` to `end` (the kernel's monotonic clock, seconds), taking `busy` seconds together.
+ */
+export type IStreamBar = [
+  id: number,
+  lane: string,
+  row: number,
+  name: string,
+  state: string,
+  colour: string,
+  start: number,
+  end: number,
+  count: number,
+  busy: number
+];
+
+/** Kernel to panel: bars made or grown since the last message (`reset`: forget the rest). */
+export interface IStreamMessage {
+  type: 'stream';
+  now: number;
+  window: number;
+  reset: boolean;
+  bars: IStreamBar[];
+}
+
+/** The task stream as the panel keeps it: the bars by id, and the kernel's clock. */
+export class StreamModel {
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Seconds shown, as the kernel says. */
+  get window(): number {
+    return this._window;
+  }
+
+  /** The kernel's clock now, as far as the panel can tell (seconds). */
+  now(): number {
+    return Date.now() / 1000 + this._offset;
+  }
+
+  /** The bars still in the window, oldest first. */
+  bars(): IStreamBar[] {
+    const cutoff = this.now() - this._window;
+    for (const [id, bar] of this._bars) {
+      if (bar[7] < cutoff) {
+        this._bars.delete(id);
+      }
+    }
+    return [...this._bars.values()];
+  }
+
+  apply(message: IStreamMessage): void {
+    if (message.reset) {
+      this._bars.clear();
+    }
+    this._window = message.window;
+    this._offset = message.now - Date.now() / 1000;
+    for (const bar of message.bars) {
+      this._bars.set(bar[0], bar);
+    }
+    this._changed.emit();
+  }
+
+  clear(): void {
+    if (this._bars.size) {
+      this._bars.clear();
+      this._changed.emit();
+    }
+  }
+
+  private _bars = new Map<number, IStreamBar>();
+  private _window = 30;
+  private _offset = 0;
+  private _changed = new Signal<this, void>(this);
+}
+
+/**
  * Where the panel stands:
  * - `no-notebook`: no notebook is open;
  * - `no-kernel`: the notebook has no running kernel;
@@ -105,11 +184,15 @@ export class ClusterModel {
     }
   }
 
+  /** The task stream: its own signal, so that bars and snapshots redraw apart. */
+  readonly stream = new StreamModel();
+
   setState(state: ConnectionState): void {
     if (state !== this._state) {
       this._state = state;
       if (state !== 'connected') {
         this._status = null;
+        this.stream.clear();
       }
       this._changed.emit();
     }
@@ -159,4 +242,15 @@ export function isLogsMessage(data: unknown): data is ILogsMessage {
   }
   const message = data as { type?: unknown; logs?: unknown };
   return message.type === 'logs' && (message.logs === null || typeof message.logs === 'object');
+}
+
+/** Narrow an incoming comm payload to a task-stream message. */
+export function isStreamMessage(data: unknown): data is IStreamMessage {
+  if (typeof data !== 'object' || data === null) {
+    return false;
+  }
+  const message = data as { type?: unknown; bars?: unknown; now?: unknown };
+  return (
+    message.type === 'stream' && Array.isArray(message.bars) && typeof message.now === 'number'
+  );
 }

@@ -5,8 +5,10 @@
  * nodes, so this stays cheap and keeps the view a pure function of the model. Text from
  * the kernel (actor class names, worker logs) only ever goes through `textContent`.
  *
- * The Logs section below it stays across snapshots (so it stays open): opening it, or
- * pressing its refresh, asks the kernel for what the workers wrote outside tasks.
+ * The Task stream section below it (stream.ts) draws the bars the kernel sends apart from
+ * the snapshots, and scrolls on its own while the panel is shown. The Logs section stays
+ * across snapshots (so it stays open): opening it, or pressing its refresh, asks the
+ * kernel for what the workers wrote outside tasks.
  */
 import { refreshIcon } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
@@ -15,6 +17,7 @@ import { Widget } from '@lumino/widgets';
 
 import { formatBytes, formatPercent, fraction } from './format';
 import { ClusterModel, FUTURE_STATES, IActorStatus, IClusterStatus, IWorkerStatus } from './model';
+import { StreamView } from './stream';
 
 type Child = Node | string | null;
 
@@ -209,6 +212,9 @@ export class ClusterPanel extends Widget {
     this._title = el('span', 'jf-Cluster-title', 'Cluster');
     this._subtitle = el('div', 'jf-Cluster-subtitle');
     this._body = el('div', 'jf-Cluster-body');
+    this._streamView = new StreamView(model.stream);
+    this._stream = section('Task stream', this._streamView.node);
+    this._stream.classList.add('jf-Cluster-streamSection');
     this._logsText = el('div', 'jf-Cluster-logsText');
     const logsRefresh = el('button', 'jp-Button jf-Cluster-logsRefresh', 'Refresh');
     logsRefresh.addEventListener('click', () => this._logsRequested.emit());
@@ -232,6 +238,7 @@ export class ClusterPanel extends Widget {
         this._subtitle
       ),
       this._body,
+      this._stream,
       this._logs
     );
     model.changed.connect(this._render, this);
@@ -255,16 +262,19 @@ export class ClusterPanel extends Widget {
 
   protected override onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
+    this._streamView.active = true;
     this._visibilityChanged.emit(true);
   }
 
   protected override onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
+    this._streamView.active = false;
     this._visibilityChanged.emit(false);
   }
 
   override dispose(): void {
     this._model.changed.disconnect(this._render, this);
+    this._streamView.dispose();
     super.dispose();
   }
 
@@ -274,6 +284,7 @@ export class ClusterPanel extends Widget {
     this.node.dataset.state = model.state;
     this._subtitle.textContent = model.notebook;
     this._logs.hidden = !(model.state === 'connected' && status);
+    this._stream.hidden = this._logs.hidden;
     this._logsText.replaceChildren(...logsBody(model.logs));
     if (model.state === 'connected' && status) {
       const on = status.engine === 'dask' ? ` on Dask ${status.address ?? ''}` : '';
@@ -289,6 +300,8 @@ export class ClusterPanel extends Widget {
   private _title: HTMLElement;
   private _subtitle: HTMLElement;
   private _body: HTMLElement;
+  private _stream: HTMLElement;
+  private _streamView: StreamView;
   private _logs: HTMLDetailsElement;
   private _logsText: HTMLElement;
   private _logsRequested = new Signal<this, void>(this);

@@ -9,7 +9,8 @@
             thread ends and the saved snapshot is refreshed; a cell starting wakes it
 
 Sections: per worker CPU %, RSS, store used/capacity as bars, running tasks, actors;
-futures by state, the latest with state and duration, failures with their error; actors
+futures by state, the latest with state and duration, failures with their error; the task
+stream (the last 30 s of runs, a lane per worker and per actor: ``task_stream.py``); actors
 with class, worker, calls and their worker's memory; objects, bytes, spilled, and which
 kernel variables hold futures. Above it, Scale (to the number in its field) and Restart
 buttons call ``client.scale(n)`` and ``client.restart()`` on a thread of their own.
@@ -27,6 +28,7 @@ import ipywidgets
 
 from ...backend import FutureView, sizes_from_info
 from ...futures import Future
+from .. import task_stream as ts
 from . import html as h
 from .base import SnapshotWidget
 from .ticker import Tick, Ticker, cell_running
@@ -37,6 +39,7 @@ VARIABLES = 8
 SCAN_LIMIT = 100_000  # elements of a list or dict looked at for futures
 IDLE_TICKS = 2
 MAX_WORKERS = 256  # the most the Scale field offers
+STREAM_WIDTH = 640
 
 
 class Dashboard(SnapshotWidget):
@@ -54,6 +57,7 @@ class Dashboard(SnapshotWidget):
         self._last: tuple[str, str] | None = None
         self._last_time = time.time()
         self._controls: Controls | None = None
+        self.stream = ts.StreamBuffer()
         self.ticker = Ticker("jupyter-futures-dashboard", interval)
         self.tick()
         self.ticker.add(self)
@@ -121,9 +125,11 @@ class Dashboard(SnapshotWidget):
             self._failed_seen = failed
         rss = {w["id"]: w["rss"] for w in workers}
         on_dask = st.get("engine") == "dask"
+        self.stream.pull(self.client.backend)
         parts = [
             self._workers(workers, "managed" if on_dask else "store"),
             self._futures(counts, latest),
+            _section("Task stream", ts.svg(self.stream, STREAM_WIDTH) + ts.legend(self.stream)),
             self._actors(st["actors"], rss),
             self._store(objects, "in Dask workers' memory" if on_dask else "in shared memory"),
         ]

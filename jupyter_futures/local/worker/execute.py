@@ -71,7 +71,7 @@ def run(host: TaskHost, msg: TaskMsg, invoke: Invoke, done: Callable[[], bool]) 
 
     value = None
     _running.tid = msg.tid
-    start = time.perf_counter()
+    start = time.monotonic()
     try:
         try:
             value = invoke(msg, load_args)
@@ -84,7 +84,8 @@ def run(host: TaskHost, msg: TaskMsg, invoke: Invoke, done: Callable[[], bool]) 
             outcome = error_outcome(exc, skip_frames=_FRAMEWORK_FRAMES)
         finally:
             _running.tid = None
-        outcome.duration = time.perf_counter() - start
+        outcome.started = start
+        outcome.duration = time.monotonic() - start
         outcome.where = host.wid
         host.end_task(msg.tid)
         host.keep_mapped_inputs(mapped)
