@@ -4,14 +4,16 @@
 
     engine, as a run ends ── add(start, end, lane, name, state) ──► RunLog (the last RING runs)
         local: the scheduler, from each result (the worker's own start and duration)
-        threads, dask: the settle path, from the record's start and end
+        threads: the settle path, from the record's start and end
+        dask: Dask's scheduler's own task stream, read when asked (dask/stream.py)
     Backend.task_stream(after) ── since(after) ──► (cursor, runs added after ``after``)
                                                     │ lanes named by the engine
                                                     ▼
-             jupyter/task_stream.py: bars per lane, coalesced; the SVG; the panel's messages
+             jupyter/stream_bars.py: bars per lane, coalesced ──► the SVG, the panel
 
 A run is one execution of a task, an actor's creation or an actor call, however it ended:
-a task that failed and was retried has one failed run and one more for the retry. Times are
+a task that failed and was retried has one failed run and one more for the retry (on Dask,
+whose scheduler records the run that ended a task, only the last). Times are
 ``time.monotonic()`` seconds, the same clock in the kernel and in its local workers.
 
 This module imports nothing of the package, so the pure scheduler (``core``) and every

@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol, TypedDict
 
 from ..client import Client
 from ..current import current_client_or_none
-from .task_stream import WINDOW, StreamBuffer
+from .stream_bars import WINDOW, StreamBuffer
 
 __all__ = ["TARGET", "StatusPublisher", "register_comm_target", "unregister_comm_target"]
 

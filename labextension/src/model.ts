@@ -67,7 +67,7 @@ export interface ILogsMessage {
 }
 
 /**
- * One bar of the task stream (`Bar.as_json` in `jupyter_futures/jupyter/task_stream.py`):
+ * One bar of the task stream (`Bar.as_json` in `jupyter_futures/jupyter/stream_bars.py`):
  * `count` runs of the future name `name`, back to back on row `row` of lane `lane`, from
  * `start` to `end` (the kernel's monotonic clock, seconds), taking `busy` seconds together.
  */

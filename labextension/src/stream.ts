@@ -3,7 +3,7 @@
  * seconds across, one lane per worker and per actor down, `now` at the right.
  *
  * The kernel coalesces runs into bars and picks their colours
- * (`jupyter_futures/jupyter/task_stream.py`), so this only places rectangles: a few per
+ * (`jupyter_futures/jupyter/stream_bars.py`), so this only places rectangles: a few per
  * lane and second however many tasks run. The view is redrawn when bars arrive and, while
  * any are in view, four times a second so that it scrolls. Hovering a bar shows what it
  * ran below the chart (and in its tooltip). Text from the kernel goes through

@@ -28,8 +28,9 @@ import ipywidgets
 
 from ...backend import FutureView, sizes_from_info
 from ...futures import Future
-from .. import task_stream as ts
+from ..stream_bars import StreamBuffer
 from . import html as h
+from . import task_stream as ts
 from .base import SnapshotWidget
 from .ticker import Tick, Ticker, cell_running
 
@@ -57,7 +58,7 @@ class Dashboard(SnapshotWidget):
         self._last: tuple[str, str] | None = None
         self._last_time = time.time()
         self._controls: Controls | None = None
-        self.stream = ts.StreamBuffer()
+        self.stream = StreamBuffer()
         self.ticker = Ticker("jupyter-futures-dashboard", interval)
         self.tick()
         self.ticker.add(self)

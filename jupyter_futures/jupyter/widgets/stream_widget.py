@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import task_stream as ts
+from ..stream_bars import WINDOW, StreamBuffer
+from . import task_stream as ts
 from .base import SnapshotWidget
 from .ticker import Tick, cell_running, shared_ticker
 
@@ -25,11 +26,11 @@ IDLE_TICKS = 2
 class TaskStreamWidget(SnapshotWidget):
     """The last ``window`` seconds of runs; see :func:`jupyter_futures.task_stream`."""
 
-    def __init__(self, client: Any, window: float = ts.WINDOW, width: int = 720) -> None:
+    def __init__(self, client: Any, window: float = WINDOW, width: int = 720) -> None:
         super().__init__()
         self.client = client
         self.width = width
-        self.buffer = ts.StreamBuffer(window)
+        self.buffer = StreamBuffer(window)
         self.updates = 0
         self._idle = 0
         self._svg = ""

@@ -1,27 +1,29 @@
-"""The task stream: the last ~30 s of runs as bars, one lane per worker and per actor.
+"""Task-stream bars: runs coalesced per lane, and their colours (the picture is drawn by
+``widgets/task_stream.py``; the panel draws the same bars itself).
 
 ::
 
-    Backend.task_stream(cursor) ──► new runs ──► StreamBuffer.add: each run joins the last bar
-         (the engine's RunLog)                     of a row of its lane when it is the same
-                                                   function and state and follows it within
-                                                   ``resolution`` (else a new bar, in the
-                                                   first row free at its start); bars older
-                                                   than the window are dropped
+    Backend.task_stream(cursor) ──► new runs ──► StreamBuffer.add: each run joins a bar of
+         (the engine's RunLog)                     its lane of the same function and state
+                                                   that it follows or precedes within
+                                                   ``resolution`` (runs may arrive a little
+                                                   out of order), else starts a bar in the
+                                                   first row where it overlaps nothing;
+                                                   bars older than the window are dropped
                      │                                          │
                      ▼                                          ▼
-      svg(): the picture, drawn here, for the         changed(): the bars made or grown since
-      dashboard, jf.task_stream() and the saved       the last call, for the JupyterLab panel
-      notebook (the same SVG is the snapshot)         (labcomm "stream" messages), which
-                                                      draws them itself and scrolls them
+      bars(), lanes(): for the SVG of the dashboard   changed(): the bars made or grown since
+      and jf.task_stream() (the snapshot of a         the last call, for the JupyterLab panel
+      saved notebook too)                             (labcomm "stream" messages), which
+                                                      draws them and scrolls them itself
 
 Coalescing keeps the cost flat: ten thousand 1 ms tasks make a few bars per lane and
 second, not ten thousand rectangles, and at 30 s over a few hundred pixels no eye could
 tell them apart. A bar says how many runs it holds and how long they took together.
 
-Bars are coloured by the future's name (the function's, ``Class.method``, a cell's), the
-colour in the panel (each bar it gets carries its colour); failed runs are red, cancelled
-ones orange.
+Bars are coloured by the future's name (the function's, ``Class.method``, a cell's): one
+colour per name in this kernel, so the dashboard, ``jf.task_stream()`` and the panel (each
+bar it gets carries its colour) agree; failed runs are red, cancelled ones orange.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..runs import TaskRun
-from .widgets import html as h
 
 WINDOW = 30.0  # seconds shown
 RESOLUTION = 0.05  # runs closer than this join one bar
@@ -241,112 +242,13 @@ def lane_order(name: str) -> tuple[int, int, str]:
     return (1, 0, name)
 
 
-# -- the picture ---------------------------------------------------------------------
-
-ROW_H = 12
-LANE_GAP = 5
-LABEL_W = 130
-AXIS_H = 16
-TICKS = (30, 20, 10, 0)
-
-
-def svg(buffer: StreamBuffer, width: int = 720) -> str:
-    """The stream as an SVG: lanes down, the last ``window`` seconds across, ``now`` at the
-    right; each bar's ``<title>`` says what it ran (a tooltip on hover)."""
-    lanes = buffer.lanes()
-    window, now = buffer.window, buffer.now
-    plot = width - LABEL_W
-    y = 0
-    parts: list[str] = []
-    for name, rows in lanes:
-        height = max(1, len(rows)) * ROW_H
-        parts.append(
-            f'<text x="{LABEL_W - 6}" y="{y + height / 2 + 4:.0f}" text-anchor="end" '
-            f'style="fill: {h.FG_DIM}; font-size: 11px">{h.esc(_short(name))}</text>'
-            f'<rect x="{LABEL_W}" y="{y}" width="{plot}" height="{height}" style="fill: {h.TRACK}"/>'
-        )
-        for row in rows:
-            for bar in row:
-                if bar.end < now - window:
-                    continue
-                x0 = LABEL_W + max(0.0, (bar.start - (now - window)) / window) * plot
-                x1 = LABEL_W + min(1.0, max(0.0, (bar.end - (now - window)) / window)) * plot
-                parts.append(
-                    f'<rect x="{x0:.1f}" y="{y + bar.row * ROW_H + 1}" width="{max(1.0, x1 - x0):.1f}" '
-                    f'height="{ROW_H - 2}" style="fill: {colour(bar.name, bar.state)}" '
-                    f'data-name="{h.esc(bar.name)}" data-state="{bar.state}">'
-                    f"<title>{h.esc(bar.title())}</title></rect>"
-                )
-        y += height + LANE_GAP
-    if not lanes:
-        parts.append(
-            f'<text x="{LABEL_W}" y="14" style="fill: {h.FG_DIM}; font-size: 12px">'
-            f"no task finished in the last {window:.0f} s</text>"
-        )
-        y = 20
-    for t in TICKS:
-        if t > window:
-            continue
-        x = LABEL_W + (1 - t / window) * plot
-        label = "now" if t == 0 else f"-{t} s"
-        anchor = "end" if t == 0 else "middle"
-        parts.append(
-            f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{y}" style="stroke: {h.BORDER}"/>'
-            f'<text x="{x:.1f}" y="{y + 12}" text-anchor="{anchor}" style="fill: {h.FG_DIM}; '
-            f'font-size: 10px">{label}</text>'
-        )
-    total = y + AXIS_H
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="jf-task-stream" width="{width}" '
-        f'height="{total}" viewBox="0 0 {width} {total}" style="font-family: sans-serif">'
-        + "".join(parts)
-        + "</svg>"
-    )
-
-
-def legend(buffer: StreamBuffer, limit: int = 8) -> str:
-    """The functions in view with their colours, the busiest first, then failed and
-    cancelled runs (HTML)."""
-    busy: dict[str, float] = {}
-    other = {"failed": 0, "cancelled": 0}
-    for bar in buffer.bars():
-        if bar.state in other:
-            other[bar.state] += bar.count
-        else:
-            busy[bar.name] = busy.get(bar.name, 0.0) + bar.busy
-    names = sorted(busy, key=lambda n: -busy[n])[:limit]
-    items = [_key(colour(n), h.esc(n)) for n in names]
-    items += [_key(STATE_COLORS[state], f"{state} ({n:,})") for state, n in other.items() if n]
-    return f'<div style="font-size: 11px; color: {h.FG_DIM}">{"".join(items)}</div>' if items else ""
-
-
-def _key(fill: str, label: str) -> str:
-    return (
-        f'<span style="display: inline-block; width: 0.8em; height: 0.8em; background: {fill}; '
-        f'margin: 0 0.3em 0 0.8em; vertical-align: middle"></span>{label}'
-    )
-
-
-def text(buffer: StreamBuffer) -> str:
-    """The text/plain form: runs per lane in the window."""
-    rows = []
-    for name, lane_rows in buffer.lanes():
-        bars = [b for row in lane_rows for b in row]
-        runs = sum(b.count for b in bars)
-        failed = sum(b.count for b in bars if b.state == "failed")
-        rows.append(f"{name}: {runs:,} runs" + (f", {failed:,} failed" if failed else ""))
-    head = f"task stream, last {buffer.window:.0f} s"
-    return head + (": " + "; ".join(rows) if rows else ": nothing finished")
-
-
 def took_text(s: float) -> str:
     """A duration down to microseconds: ``350 µs``, ``12.5 ms``, ``3.2 s``."""
     if s < 0.001:
         return f"{s * 1e6:.0f} µs"
     if s < 1:
         return f"{s * 1000:.3g} ms"
-    return h.seconds(s)
-
-
-def _short(lane: str) -> str:
-    return lane if len(lane) <= 20 else lane[:9] + "…" + lane[-10:]
+    if s < 60:
+        return f"{s:.1f} s"
+    minutes, sec = divmod(int(s), 60)
+    return f"{minutes} min {sec:02d} s"
