@@ -122,6 +122,38 @@ def test_logs_are_sent_when_asked(publisher: labcomm.StatusPublisher) -> None:
     assert comm.messages[-1] == {"type": "logs", "logs": None}  # no cluster: nothing to show
 
 
+def stream_messages(comm: FakeComm) -> list[dict[str, Any]]:
+    return [m for m in comm.messages if m["type"] == "stream"]
+
+
+def test_the_task_stream_goes_out_as_bars_made_or_grown(client: jf.Client) -> None:
+    publisher = labcomm.StatusPublisher(interval=3600)  # driven by hand
+    try:
+        first = FakeComm()
+        publisher.open(first)
+        (opened,) = stream_messages(first)
+        assert opened["reset"] and opened["window"] == 30 and opened["bars"] == []
+        jf.wait([jf.submit(abs, -i) for i in range(200)] + [jf.submit(pow, 2, 5)], timeout=60)
+        assert publisher.publish_stream()
+        bars = stream_messages(first)[-1]["bars"]
+        assert not stream_messages(first)[-1]["reset"]
+        by_name: dict[str, int] = {}
+        for _id, lane, row, name, state, colour, start, end, count, busy in bars:
+            assert lane in ("worker 1", "worker 2") and row >= 0 and state == "done"
+            assert colour.startswith("#") and start <= end and 0 < busy <= end - start + 1e-6
+            by_name[name] = by_name.get(name, 0) + count
+        assert by_name == {"abs": 200, "pow": 1}  # 201 runs in a handful of bars
+        assert len(bars) < 50, len(bars)
+        assert not publisher.publish_stream()  # nothing new: nothing sent
+
+        second = FakeComm()  # a comm opened later gets every bar in the window, the first none
+        publisher.open(second)
+        assert sum(b[8] for b in stream_messages(second)[-1]["bars"]) == 201
+        assert stream_messages(second)[-1]["reset"] and len(stream_messages(first)) == 2
+    finally:
+        publisher.close()
+
+
 def test_cluster_logs_are_by_worker_id(client: jf.Client) -> None:
     logs = labcomm.cluster_logs()
     assert logs is not None
@@ -283,9 +315,13 @@ def test_kernel_streams_status_until_the_comm_closes(kernel: Kernel) -> None:
 
     kernel.run("f = jf.submit(pow, 2, 10)\nf.result()")
     deadline = time.monotonic() + 30
-    while not data["status"]["futures"].get("done"):  # sent by the publishing thread, unasked
-        assert time.monotonic() < deadline, data
+    bars: list[list[Any]] = []
+    while not (data.get("status") and data["status"]["futures"].get("done") and bars):
+        assert time.monotonic() < deadline, data  # both sent by the publishing thread, unasked
         data = kernel.next_message(comm_id)["content"]["data"]
+        if data["type"] == "stream":
+            bars += data["bars"]
+    assert [bar[3] for bar in bars] == ["pow"] and bars[0][1] == "worker 1", bars
 
     kernel.send("comm_msg", comm_id, {"type": "refresh"})
     assert kernel.next_message(comm_id)["content"]["data"]["type"] == "status"

@@ -282,8 +282,10 @@ def test_dashboard_sections_and_variables(client: jf.Client) -> None:
     try:
         eventually(lambda: "failed" in board.text and "broken" in board.value)
         html = board.value
-        for section in ("Workers", "Futures", "Actors", "Object store"):
+        for section in ("Workers", "Futures", "Task stream", "Actors", "Object store"):
             assert section in html
+        assert 'class="jf-task-stream"' in html and 'data-name="fail" data-state="failed"' in html
+        assert 'data-name="abs"' in html and "Echo #" in html  # the actor's lane
         assert "broken &lt;here&gt;" in html and "ValueError" in html
         assert "Echo" in html and "worker RSS" in html
         assert "<code>big</code>" in html and "<code>many</code>" in html and "_hidden" not in html
@@ -318,6 +320,31 @@ def test_dashboard_ticks_while_work_runs_and_rests_after(client: jf.Client) -> N
         assert board.updates == quiet and not board.ticker.running
     finally:
         board.close()
+
+
+def test_task_stream_widget_is_live_then_its_svg_stays(client: jf.Client) -> None:
+    import xml.etree.ElementTree as ET
+
+    from jupyter_futures.jupyter.widgets.stream_widget import TaskStreamWidget
+
+    widget = TaskStreamWidget(client)
+    try:
+        assert "no task finished" in widget.value
+        jf.wait([jf.submit(abs, -i) for i in range(300)] + [jf.submit(fail, "no")])
+
+        def runs() -> int:  # "task stream, last 30 s: worker 1: 150 runs; worker 2: 151 runs, 1 failed"
+            return sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) runs?", widget.text))
+
+        eventually(lambda: runs() == 301)
+        svg = widget.svg()
+        root = ET.fromstring(svg)  # a document of its own, as saved
+        names = {r.get("data-name") for r in root.iter("{http://www.w3.org/2000/svg}rect")}
+        assert {"abs", "fail"} <= names
+        bundle = widget.bundle()
+        assert bundle["image/svg+xml"] == svg and svg in bundle["text/html"]
+        assert "1 failed" in bundle["text/plain"]
+    finally:
+        widget.close()
 
 
 def test_ticker_runs_only_while_busy() -> None:

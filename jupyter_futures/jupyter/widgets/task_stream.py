@@ -111,7 +111,9 @@ def text(buffer: StreamBuffer) -> str:
         bars = [b for row in lane_rows for b in row]
         runs = sum(b.count for b in bars)
         failed = sum(b.count for b in bars if b.state == "failed")
-        rows.append(f"{name}: {runs:,} runs" + (f", {failed:,} failed" if failed else ""))
+        rows.append(
+            f"{name}: {runs:,} run{'s' if runs != 1 else ''}" + (f", {failed:,} failed" if failed else "")
+        )
     head = f"task stream, last {buffer.window:.0f} s"
     return head + (": " + "; ".join(rows) if rows else ": nothing finished")
 
