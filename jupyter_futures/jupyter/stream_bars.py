@@ -37,6 +37,8 @@ from ..runs import TaskRun
 WINDOW = 30.0  # seconds shown
 RESOLUTION = 0.05  # runs closer than this join one bar
 MAX_ROWS = 4  # rows per lane for runs that overlap (several at once on one worker)
+MIN_SPAN = 5.0  # the least a picture spans: a short burst fills it, then it scrolls
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60)
 
 # Tableau's colours less its red and orange (failures and cancels have those), then their
 # lighter twins: sixteen before one comes round again.
@@ -126,6 +128,7 @@ class Bar:
 @dataclass(slots=True)
 class _Lane:
     rows: list[list[Bar]] = field(default_factory=list)
+    hot: Bar | None = None  # where its last run went
 
 
 class StreamBuffer:
@@ -162,30 +165,51 @@ class StreamBuffer:
         """Join the run to a bar of the same function and state it follows or precedes
         within ``res`` (runs may arrive a little out of order), or start a bar in the first
         row where it overlaps nothing."""
-        took = run.end - run.start
-        for row in lane.rows:
-            last = row[-1] if row else None
-            if (
-                last is not None
-                and last.name == run.name
-                and last.state == run.state
-                and run.start - last.end <= res
-                and last.start - run.end <= res
-            ):
-                last.start = min(last.start, run.start)
-                last.end = max(last.end, run.end)
-                last.count += 1
-                last.busy += took
-                self._changed[last.id] = last
-                return
+        start, end, _lane, name, state = run
+        hot = lane.hot  # the bar the lane's last run went to: most runs join it
+        if (
+            hot is None
+            or hot.name != name
+            or hot.state != state
+            or start - hot.end > res
+            or hot.start - end > res
+        ):
+            hot = None
+            for row in lane.rows:
+                last = row[-1] if row else None
+                if (
+                    last is not None
+                    and last.name == name
+                    and last.state == state
+                    and start - last.end <= res
+                    and last.start - end <= res
+                ):
+                    hot = last
+                    break
+        if hot is not None:
+            if start < hot.start:
+                hot.start = start
+            if end > hot.end:
+                hot.end = end
+            hot.count += 1
+            hot.busy += end - start
+            self._changed[hot.id] = hot
+            lane.hot = hot
+            return
+        took = end - start
         for i, row in enumerate(lane.rows):
             if _fits(row, run, res * 0.01):
-                row.append(self._bar(run, i, took))
-                return
-        if len(lane.rows) < MAX_ROWS:
-            lane.rows.append([self._bar(run, len(lane.rows), took)])
-        else:  # more at once than rows: it overlaps on the last one
-            lane.rows[-1].append(self._bar(run, MAX_ROWS - 1, took))
+                bar = self._bar(run, i, took)
+                row.append(bar)
+                break
+        else:
+            if len(lane.rows) < MAX_ROWS:
+                bar = self._bar(run, len(lane.rows), took)
+                lane.rows.append([bar])
+            else:  # more at once than rows: it overlaps on the last one
+                bar = self._bar(run, MAX_ROWS - 1, took)
+                lane.rows[-1].append(bar)
+        lane.hot = bar
 
     def _bar(self, run: TaskRun, row: int, took: float) -> Bar:
         self._ids += 1
@@ -198,6 +222,8 @@ class StreamBuffer:
         cutoff = self.now - self.window
         for name in list(self._lanes):
             lane = self._lanes[name]
+            if lane.hot is not None and lane.hot.end < cutoff:
+                lane.hot = None
             for row in lane.rows:
                 k = 0
                 while k < len(row) and row[k].end < cutoff:
@@ -220,8 +246,21 @@ class StreamBuffer:
         named = [(name, lane.rows) for name, lane in self._lanes.items()]
         return sorted(named, key=lambda kv: lane_order(kv[0]))
 
+    def span(self) -> float:
+        """Seconds the picture spans, back from ``now``: since the oldest bar in view
+        (at least ``MIN_SPAN``), at most the window; a burst of work fills the width."""
+        starts = [row[0].start for _name, rows in self.lanes() for row in rows if row]
+        earliest = min(starts, default=self.now - self.window)
+        return min(self.window, max(MIN_SPAN, self.now - earliest))
+
     def bars(self) -> list[Bar]:
         return [b for _name, rows in self.lanes() for row in rows for b in row]
+
+
+def ticks(span: float) -> list[float]:
+    """Seconds before now to mark on the axis of a picture spanning ``span``: at most five."""
+    step = next((t for t in TICK_STEPS if span / t <= 4), TICK_STEPS[-1])
+    return [k * step for k in range(int(span // step) + 1)]
 
 
 def _fits(row: list[Bar], run: TaskRun, tol: float) -> bool:

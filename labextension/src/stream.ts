@@ -1,6 +1,7 @@
 /**
- * The panel's task stream: the StreamModel's bars drawn as an SVG, the last `window`
- * seconds across, one lane per worker and per actor down, `now` at the right.
+ * The panel's task stream: the StreamModel's bars drawn as an SVG, the seconds since the
+ * oldest bar across (5 to `window`, as the kernel's SVG), one lane per worker and per
+ * actor down, `now` at the right.
  *
  * The kernel coalesces runs into bars and picks their colours
  * (`jupyter_futures/jupyter/stream_bars.py`), so this only places rectangles: a few per
@@ -16,6 +17,27 @@ const ROW_H = 10;
 const LANE_GAP = 4;
 const LABEL_W = 84;
 const AXIS_H = 14;
+const MIN_SPAN = 5;
+const TICK_STEPS = [1, 2, 5, 10, 15, 30, 60];
+
+/** Seconds the chart spans: since the oldest bar, from 5 to `window` (`StreamBuffer.span`). */
+export function spanOf(bars: IStreamBar[], now: number, window: number): number {
+  if (!bars.length) {
+    return window;
+  }
+  const earliest = bars.reduce((m, bar) => Math.min(m, bar[6]), Infinity);
+  return Math.min(window, Math.max(MIN_SPAN, now - earliest));
+}
+
+/** Seconds before now marked on the axis: at most five (`ticks` in stream_bars.py). */
+export function ticks(span: number): number[] {
+  const step = TICK_STEPS.find(t => span / t <= 4) ?? TICK_STEPS[TICK_STEPS.length - 1];
+  const out: number[] = [];
+  for (let k = 0; k * step <= span; k++) {
+    out.push(k * step);
+  }
+  return out;
+}
 
 function svgEl(tag: string, attrs: Record<string, string | number>): SVGElement {
   const node = document.createElementNS(SVG, tag);
@@ -61,11 +83,11 @@ function shortLane(lane: string): string {
   return lane.length <= 14 ? lane : `${lane.slice(0, 5)}…${lane.slice(-8)}`;
 }
 
-/** The chart of `bars` at kernel time `now`, `width` pixels wide. */
+/** The chart of `bars` at kernel time `now`, the last `span` seconds, `width` pixels wide. */
 export function streamChart(
   bars: IStreamBar[],
   now: number,
-  window: number,
+  span: number,
   width: number,
   onHover: (bar: IStreamBar | null) => void
 ): SVGElement {
@@ -109,6 +131,7 @@ export function streamChart(
       })
     );
   }
+  const window = span;
   const from = now - window;
   for (const bar of bars) {
     const [id, lane, row, name, state, colour, start, end] = bar;
@@ -133,7 +156,7 @@ export function streamChart(
     chart.append(rect);
   }
   const axis = Math.max(y, 16);
-  for (const t of [30, 20, 10, 0].filter(t => t <= window)) {
+  for (const t of ticks(window)) {
     const x = LABEL_W + (1 - t / window) * plot;
     const tick = svgEl('text', {
       class: 'jf-Cluster-streamTick',
@@ -186,8 +209,9 @@ export class StreamView {
       return;
     }
     const width = Math.max(160, this.node.clientWidth || 280);
+    const now = this._model.now();
     this._chart.replaceChildren(
-      streamChart(bars, this._model.now(), this._model.window, width, bar => {
+      streamChart(bars, now, spanOf(bars, now, this._model.window), width, bar => {
         this._hover.textContent = bar ? barTitle(bar) : '';
       })
     );

@@ -106,13 +106,23 @@ def test_the_svg_has_a_lane_label_and_a_titled_bar_per_bar() -> None:
     titles = [r.find(f"{SVG}title").text for r in bars]  # type: ignore[union-attr]
     assert "boom · 1.0 s · worker 2 · failed" in titles
     labels = [t.text for t in root.iter(f"{SVG}text")]
-    assert {"worker 1", "worker 2", "A #4", "now", "-30 s"} <= set(labels)
-    load = next(r for r in bars if r.get("data-name") == "load")  # 20 s ago: a third of the way in
-    x, w = float(load.get("x") or 0), float(load.get("width") or 0)
+    assert {"worker 1", "worker 2", "A #4", "now", "-5 s", "-20 s"} <= set(labels)
+    assert b.span() == 20  # since the oldest bar: "load", which starts the picture
+    load = next(r for r in bars if r.get("data-name") == "load")
+    boom = next(r for r in bars if r.get("data-name") == "boom")  # 15 s ago: a quarter of the way in
     plot = 700 - ts.LABEL_W
-    assert abs(x - (ts.LABEL_W + plot / 3)) < 1 and abs(w - plot / 30) < 1
+    assert (
+        abs(float(load.get("x") or 0) - ts.LABEL_W) < 1 and abs(float(load.get("width") or 0) - plot / 20) < 1
+    )
+    assert abs(float(boom.get("x") or 0) - (ts.LABEL_W + plot / 4)) < 1
     assert "boom" not in ts.legend(b) and "failed (1)" in ts.legend(b)
     assert ts.text(b) == "task stream, last 30 s: worker 1: 1 run; worker 2: 1 run, 1 failed; A #4: 1 run"
+
+
+def test_the_picture_spans_5_to_30_seconds_with_a_few_ticks() -> None:
+    assert buffer([run(99, 99.5)]).span() == sb.MIN_SPAN
+    assert buffer([run(60, 61), run(95, 96)]).span() == 30  # the window, even with older bars kept
+    assert sb.ticks(5) == [0, 2, 4] and sb.ticks(30) == [0, 10, 20, 30] and sb.ticks(12) == [0, 5, 10]
 
 
 def test_an_empty_stream_says_so() -> None:

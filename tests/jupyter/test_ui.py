@@ -173,3 +173,110 @@ def test_future_widget_and_dashboard_render_live(lab: Lab, tmp_path: Path) -> No
     assert "Futures" in dashboard and "CPU" in dashboard, dashboard
     assert results["dashboard_workers"] == 2, results
     assert (ARTIFACTS / "widgets-dashboard.png").stat().st_size > 5_000
+
+
+# A day's work in miniature: functions and a class defined in the notebook, a fan-in DAG,
+# an actor, and failures, over about two seconds.
+STREAM_SETUP = """\
+import time
+import jupyter_futures as jf
+from jupyter_futures.jupyter import labcomm
+
+labcomm.register_comm_target()
+client = jf.init(n_workers=2)
+client.wait_for_workers()
+
+
+def load(i):
+    time.sleep(0.05 + 0.01 * (i % 5))
+    return list(range(i))
+
+
+def fit(*parts):
+    time.sleep(0.2)
+    return sum(map(sum, parts))
+
+
+def boom(i):
+    time.sleep(0.05)
+    raise ValueError(i)
+
+
+class Model:
+    def step(self, k):
+        time.sleep(0.05)
+        return k"""
+
+STREAM_WORK = """\
+model = jf.create_actor(Model).result()
+parts = [jf.submit(load, i) for i in range(24)]
+fits = [jf.submit(fit, *parts[i:i + 6]) for i in range(0, 24, 6)]
+steps = [model.step(k) for k in range(8)]
+bad = [jf.submit(boom, i) for i in range(2)]
+jf.wait(fits + steps + bad)
+print("work done", sum(f.result() for f in fits))"""
+
+STREAM_CELL = "jf.task_stream()"
+
+# The panel's bars, as the browser drew them.
+STREAM_BARS = """(() => [...document.querySelectorAll('.jf-Cluster .jf-Cluster-streamBar')].map(r => ({
+    name: r.dataset.name, state: r.dataset.state, fill: r.getAttribute('fill'),
+    width: Number(r.getAttribute('width'))})))()"""
+
+STREAM_LANES = """(() => [...document.querySelectorAll('.jf-Cluster .jf-Cluster-streamLane')]
+    .map(t => t.textContent))()"""
+
+CELL_STREAM = """(() => {
+    const svg = document.querySelectorAll('.jp-Notebook .jp-Cell')[2].querySelector('svg.jf-task-stream');
+    return svg ? [...svg.querySelectorAll('rect[data-name]')].map(r => r.dataset.name) : null;
+})()"""
+
+
+def test_task_stream_in_the_panel_and_in_a_cell(lab: Lab, tmp_path: Path) -> None:
+    write_notebook(lab.root / "stream.ipynb", [STREAM_SETUP, STREAM_WORK, STREAM_CELL, SHUTDOWN])
+    panel = ".jf-Cluster"
+    results = browse(
+        lab,
+        tmp_path,
+        "stream",
+        [
+            {"do": "open", "path": "stream.ipynb"},
+            {"do": "click", "selector": PANEL_TAB},
+            RUN,
+            {"do": "wait", "selector": f'{panel}[data-state="connected"]'},
+            {"do": "wait", "selector": ".jf-Cluster-worker", "count": 2},
+            RUN,
+            {"do": "wait", "cell": 1, "selector": OUTPUT, "text": "work done"},
+            {"do": "wait", "selector": '.jf-Cluster-streamBar[data-name="fit"]', "count": 1},
+            {"do": "wait", "selector": '.jf-Cluster-streamBar[data-state="failed"]'},
+            {"do": "wait", "selector": '.jf-Cluster-streamBar[data-name="Model.step"]'},
+            {"do": "hover", "selector": '.jf-Cluster-streamBar[data-name="fit"]'},
+            {"do": "wait", "selector": ".jf-Cluster-streamHover", "text": "fit", "as": "hover"},
+            {"do": "evaluate", "expression": STREAM_BARS, "as": "bars"},
+            {"do": "evaluate", "expression": STREAM_LANES, "as": "lanes"},
+            {"do": "screenshot", "selector": panel, "file": "panel-stream.png"},
+            RUN,
+            {"do": "wait", "cell": 2, "selector": 'svg.jf-task-stream rect[data-name="load"]'},
+            {"do": "evaluate", "expression": CELL_STREAM, "as": "cell_bars"},
+            {
+                "do": "screenshot",
+                "selector": ".jp-Cell:nth-child(3) .jp-OutputArea",
+                "file": "cell-stream.png",
+            },
+            RUN,
+            {"do": "wait", "cell": 3, "selector": OUTPUT, "text": "cluster shut down"},
+        ],
+    )
+    bars = results["bars"]
+    names = {b["name"] for b in bars}
+    assert {"load", "fit", "boom", "Model.step"} <= names, names
+    colours = {b["name"]: b["fill"] for b in bars if b["state"] == "done"}
+    assert len({colours["load"], colours["fit"], colours["Model.step"]}) == 3, colours
+    assert {b["fill"] for b in bars if b["state"] == "failed"} == {"#d62728"}, bars
+    assert all(b["width"] >= 1 for b in bars)
+    assert results["lanes"][:2] == ["worker 1", "worker 2"] and results["lanes"][2].startswith("Model #")
+    hover = results["hover"][0]
+    assert "fit ·" in hover and " ms" in hover and "worker" in hover, hover  # "2 runs of fit · 402 ms, ..."
+    assert {"load", "fit", "boom", "Model.step"} <= set(results["cell_bars"]), results["cell_bars"]
+    assert (ARTIFACTS / "stream-panel-stream.png").stat().st_size > 2_000
+    assert (ARTIFACTS / "stream-cell-stream.png").stat().st_size > 2_000

@@ -60,6 +60,10 @@ const steps = {
     await page.locator(step.selector).first().click({ timeout });
   },
 
+  async hover(page, step) {
+    await page.locator(step.selector).first().hover({ timeout, force: step.force ?? false });
+  },
+
   // Wait until `selector` (inside cell `cell` when given) matches at least `count`
   // elements in `state` (default: visible), optionally containing `text`.
   async wait(page, step, results) {

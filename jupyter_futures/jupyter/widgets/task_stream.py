@@ -4,8 +4,8 @@ text, for the dashboard's "Task stream" section and ``jf.task_stream()``.
 ::
 
     StreamBuffer (stream_bars.py) ──► svg(): lanes down (workers by number, then actors),
-                                      the last ``window`` seconds across, ``now`` at the
-                                      right, a <title> per bar (the tooltip on hover)
+                                      the seconds since the oldest bar across (5 to 30),
+                                      ``now`` at the right, a <title> per bar (its tooltip)
                                   ──► legend(): the functions in view, the busiest first
                                   ──► text(): runs per lane, the text/plain snapshot
 
@@ -15,7 +15,7 @@ SVG reads in JupyterLab, light or dark, and in nbconvert's HTML.
 
 from __future__ import annotations
 
-from ..stream_bars import STATE_COLORS, StreamBuffer, colour
+from ..stream_bars import STATE_COLORS, StreamBuffer, colour, ticks
 from . import html as h
 
 # -- the picture ---------------------------------------------------------------------
@@ -24,14 +24,15 @@ ROW_H = 12
 LANE_GAP = 5
 LABEL_W = 130
 AXIS_H = 16
-TICKS = (30, 20, 10, 0)
 
 
 def svg(buffer: StreamBuffer, width: int = 720) -> str:
-    """The stream as an SVG: lanes down, the last ``window`` seconds across, ``now`` at the
-    right; each bar's ``<title>`` says what it ran (a tooltip on hover)."""
+    """The stream as an SVG: lanes down, up to the last ``window`` seconds across (since
+    the oldest bar, ``StreamBuffer.span``), ``now`` at the right; each bar's ``<title>``
+    says what it ran (a tooltip on hover)."""
     lanes = buffer.lanes()
-    window, now = buffer.window, buffer.now
+    now = buffer.now
+    window = buffer.span()
     plot = width - LABEL_W
     y = 0
     parts: list[str] = []
@@ -58,14 +59,12 @@ def svg(buffer: StreamBuffer, width: int = 720) -> str:
     if not lanes:
         parts.append(
             f'<text x="{LABEL_W}" y="14" style="fill: {h.FG_DIM}; font-size: 12px">'
-            f"no task finished in the last {window:.0f} s</text>"
+            f"no task finished in the last {buffer.window:.0f} s</text>"
         )
         y = 20
-    for t in TICKS:
-        if t > window:
-            continue
+    for t in ticks(window):
         x = LABEL_W + (1 - t / window) * plot
-        label = "now" if t == 0 else f"-{t} s"
+        label = "now" if t == 0 else f"-{t:g} s"
         anchor = "end" if t == 0 else "middle"
         parts.append(
             f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{y}" style="stroke: {h.BORDER}"/>'
