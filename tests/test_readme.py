@@ -48,3 +48,17 @@ def test_joblib_example_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "{'C': 1}"
+
+
+def test_task_stream_example_runs(tmp_path: Path) -> None:
+    code = python_block_after("### The task stream")
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    runs = [int(n) for n in re.findall(r"worker \d+: (\d+) runs?", out.stdout)]
+    assert out.stdout.startswith("task stream, last 30 s: worker 1: ") and sum(runs) == 28, out.stdout
+    svg = (tmp_path / "stream.svg").read_text()
+    assert svg.startswith("<svg") and 'data-name="fit"' in svg and 'data-name="load"' in svg

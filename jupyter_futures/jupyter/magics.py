@@ -120,7 +120,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
         "action",
         nargs="?",
         default="status",
-        choices=["start", "stop", "status", "dashboard", "scale", "restart", "logs"],
+        choices=["start", "stop", "status", "dashboard", "stream", "scale", "restart", "logs"],
     )
     @argument("count", nargs="?", type=int, help="with scale: the number of workers to have")
     @argument("-n", "--workers", type=int, help="worker processes (default: one per CPU)")
@@ -133,7 +133,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     @line_magic
     def futures(self, line: str) -> Any:
         """Start, stop, resize or look at the cluster: ``%futures start [-n N] [--address
-        ADDR] | stop | status | dashboard | scale N | restart | logs [WORKER]``."""
+        ADDR] | stop | status | dashboard | stream | scale N | restart | logs [WORKER]``."""
         args = parse_argstring(self.futures, line)
         options = {
             k: v
@@ -172,6 +172,11 @@ class FuturesMagics(Magics):  # type: ignore[misc]
             from .notebook import dashboard
 
             display(dashboard())
+            return None
+        if args.action == "stream":
+            from .notebook import task_stream
+
+            display(task_stream())
             return None
         if args.count is not None and args.action not in ("scale", "logs"):
             raise UsageError(f"%futures {args.action} takes no number")

@@ -175,6 +175,9 @@ def test_futures_magic_starts_and_stops_a_cluster(shell: InteractiveShell) -> No
         assert re.search(r"worker 1 \(pid \d+\)", printed) and "futures:" in printed
         _, printed = run(shell, "%futures dashboard")
         assert re.search(r"jupyter_futures cluster \w+: 1 workers", printed), printed
+        jf.submit(abs, -1).result(30)
+        _, printed = run(shell, "%futures stream")
+        assert "task stream, last 30 s: worker 1: " in printed, printed
         _, printed = run(shell, "%futures stop")
         assert "stopped" in printed and client.closed
     finally:
