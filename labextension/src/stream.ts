@@ -79,8 +79,10 @@ function laneOrder(a: string, b: string): number {
   return x[0] - y[0] || x[1] - y[1] || x[2].localeCompare(y[2]);
 }
 
+/** A lane's label: `worker 2`, a Dask worker by its address alone, long names cut. */
 function shortLane(lane: string): string {
-  return lane.length <= 14 ? lane : `${lane.slice(0, 5)}…${lane.slice(-8)}`;
+  const label = /^worker \d+$/.test(lane) ? lane : lane.replace(/^worker /, '');
+  return label.length <= 16 ? label : `${label.slice(0, 6)}…${label.slice(-9)}`;
 }
 
 /** The chart of `bars` at kernel time `now`, the last `span` seconds, `width` pixels wide. */

@@ -1,5 +1,6 @@
-"""The core is pure: its modules import only the standard library and ``jupyter_futures.errors``,
-and of the standard library nothing that does I/O, starts threads or reads clocks."""
+"""The core is pure: its modules import only the standard library, ``jupyter_futures.errors``
+and ``jupyter_futures.runs`` (the task stream's log, which every engine keeps), and of the
+standard library nothing that does I/O, starts threads or reads clocks; ``runs`` neither."""
 
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def imports_of(path: Path) -> list[str]:
     return names
 
 
+PURE = {"jupyter_futures.errors", "jupyter_futures.runs"}
+
+
+def test_the_run_log_is_pure_too():
+    names = imports_of(CORE.parent / "runs.py")
+    assert all(
+        n == "__future__" or (n.split(".")[0] in sys.stdlib_module_names and n.split(".")[0] not in IMPURE)
+        for n in names
+    ), names
+
+
 def test_core_imports_only_the_standard_library_and_errors():
     modules = sorted(CORE.glob("*.py"))
     assert len(modules) > 5
@@ -46,7 +58,7 @@ def test_core_imports_only_the_standard_library_and_errors():
     for path in modules:
         for name in imports_of(path):
             top = name.split(".")[0]
-            ours = name == "jupyter_futures.errors" or name.startswith("jupyter_futures.core")
+            ours = name in PURE or name.startswith("jupyter_futures.core")
             stdlib = top in sys.stdlib_module_names and top not in IMPURE
             if not (ours or stdlib or name == "__future__"):
                 bad.append(f"{path.name}: {name}")

@@ -36,6 +36,9 @@ total.result()"""
 
 DASHBOARD = "jf.dashboard()"
 
+STREAM_LANES = """(() => [...document.querySelectorAll('.jf-Cluster .jf-Cluster-streamLane')]
+    .map(t => t.textContent))()"""
+
 SHUTDOWN = """\
 jf.shutdown()
 print("disconnected")"""
@@ -68,6 +71,10 @@ def test_the_panel_and_the_dashboard_show_the_dask_cluster(
             {"do": "click", "selector": ".jf-Cluster-refresh"},
             {"do": "wait", "selector": ".jf-Cluster-objects", "text": "MiB", "as": "objects"},
             {"do": "wait", "selector": ".jf-Cluster-worker", "text": "Managed", "as": "managed"},
+            # The task stream, from Dask's own scheduler: a lane per Dask worker and the actor's.
+            {"do": "wait", "selector": '.jf-Cluster-streamBar[data-name="sum"]'},
+            {"do": "wait", "selector": '.jf-Cluster-streamBar[data-name="Counter.add"]'},
+            {"do": "evaluate", "expression": STREAM_LANES, "as": "lanes"},
             {"do": "text", "selector": ".jf-Cluster-subtitle", "as": "subtitle"},
             RUN,
             {"do": "wait", "cell": 3, "selector": ".jf-widget", "text": "Workers", "as": "dashboard"},
@@ -87,7 +94,11 @@ def test_the_panel_and_the_dashboard_show_the_dask_cluster(
     assert int(results["done"][0].split()[0]) >= 2, results["done"]
     assert "in Dask workers' memory" in results["objects"][0], results["objects"]
     assert f"on Dask {address}" in results["subtitle"][0], results["subtitle"]
+    lanes = results["lanes"]
+    assert any(lane.startswith("127.0.0.") for lane in lanes), lanes  # a Dask worker, by address
+    assert any(lane.startswith("Counter #") for lane in lanes), lanes
     dashboard = results["dashboard"][0]
+    assert "Task stream" in dashboard
     assert "managed" in dashboard and "127.0.0.2" in dashboard, dashboard
     # the kernel variable holding the 32 MB block, sized as Dask's scheduler counts it
     assert re.search(r"block\s+1\s+30\.5 MiB", dashboard), dashboard

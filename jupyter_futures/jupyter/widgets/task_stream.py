@@ -118,4 +118,7 @@ def text(buffer: StreamBuffer) -> str:
 
 
 def _short(lane: str) -> str:
-    return lane if len(lane) <= 20 else lane[:9] + "…" + lane[-10:]
+    """A lane's label: ``worker 2``, a Dask worker by its address alone, long names cut."""
+    kind, _, rest = lane.partition(" ")
+    label = rest if kind == "worker" and not rest.isdigit() else lane
+    return label if len(label) <= 22 else label[:10] + "…" + label[-11:]
