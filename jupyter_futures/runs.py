@@ -92,3 +92,17 @@ class RunLog:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def lane_namer(
+    actor_class: Callable[[int], str | None], worker: Callable[[Hashable], str] = str
+) -> Callable[[Hashable], str]:
+    """How every engine names its lane keys: ``("actor", aid)`` is "Counter #3" (the class
+    its engine knows, "actor" once forgotten), anything else "worker {worker(key)}"."""
+
+    def name(lane: Hashable) -> str:
+        if isinstance(lane, tuple):
+            return f"{actor_class(lane[1]) or 'actor'} #{lane[1]}"
+        return f"worker {worker(lane)}"
+
+    return name

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .. import errors
@@ -48,6 +48,7 @@ from ..backend import (
     default_output,
 )
 from ..futures import Future, FutureInfo, WorkerId
+from ..runs import lane_namer
 from . import worker as remote
 from .actors import ActorsOnDask
 from .packing import locate, pack
@@ -756,12 +757,10 @@ class DaskBackend(ActorsOnDask):
         """Runs on lanes "worker 127.0.0.1:40131" (a Dask worker) and, for actors,
         "Class #id": tasks as Dask's scheduler recorded them (``stream.py``)."""
 
-        def lane_name(lane: Hashable) -> str:
-            if isinstance(lane, tuple):
-                a = self._actors.get(lane[1])
-                return f"{a.cls_name if a is not None else 'actor'} #{lane[1]}"
-            return f"worker {str(lane).split('://', 1)[-1]}"
-
+        lane_name = lane_namer(
+            lambda aid: a.cls_name if (a := self._actors.get(aid)) is not None else None,
+            lambda address: str(address).split("://", 1)[-1],
+        )
         if not self._closed:
             try:
                 self._stream.pull(self._records.get)

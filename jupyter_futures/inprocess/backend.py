@@ -28,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from ..backend import (
     sizes_from_info,
 )
 from ..futures import Future, FutureInfo, WorkerId
-from ..runs import RunLog
+from ..runs import RunLog, lane_namer
 from .arguments import find_futures
 
 T = TypeVar("T")
@@ -513,12 +513,9 @@ class ThreadBackend:
     def task_stream(self, after: int = 0) -> TaskStream:
         """Runs on lanes "worker N" (thread N) and, for actors, "Class #id"."""
 
-        def lane_name(lane: Hashable) -> str:
-            if isinstance(lane, tuple):
-                a = self._actors.get(lane[1])
-                return f"{a.cls.__name__ if a is not None else 'actor'} #{lane[1]}"
-            return f"worker {lane}"
-
+        lane_name = lane_namer(
+            lambda aid: a.cls.__name__ if (a := self._actors.get(aid)) is not None else None
+        )
         with self._lock:
             cursor, runs = self._runs.since(after, lane_name)
         return TaskStream(time.monotonic(), cursor, runs)

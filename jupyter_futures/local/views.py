@@ -5,12 +5,11 @@ cluster's lock and handed out as :mod:`jupyter_futures.backend` views (``FutureV
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from ..backend import ActorView, FutureView
 from ..core.records import ASSIGNED, FAILED, PUBLIC_STATE, WAITING
-from ..runs import TaskStream
+from ..runs import TaskStream, lane_namer
 from .protocol import DRIVER
 
 if TYPE_CHECKING:
@@ -116,12 +115,7 @@ def task_stream(cluster: LocalCluster, after: int) -> TaskStream:
     ("Counter #3") for its creation and its calls."""
 
     def read(st: SchedulerState) -> TaskStream:
-        def lane_name(lane: Hashable) -> str:
-            if isinstance(lane, tuple):  # ("actor", aid)
-                a = st.actors.get(lane[1])
-                return f"{a.cls_name if a is not None else 'actor'} #{lane[1]}"
-            return f"worker {lane}"
-
+        lane_name = lane_namer(lambda aid: a.cls_name if (a := st.actors.get(aid)) is not None else None)
         cursor, runs = st.runs.since(after, lane_name)
         return TaskStream(time.monotonic(), cursor, runs)
 
