@@ -17,5 +17,8 @@
 Modules: ``config`` (workload names, units, sizes), ``tasks`` (the functions and actor
 class the workers run), ``procs`` (process trees, memory, cleanup), ``workloads`` (the
 measurements, written against ``systems.base.System``), ``systems/*`` (one adapter per
-engine), ``floors``, ``system_runner``, ``runner``, ``report``.
+engine), ``floors``, ``system_runner``, ``runner``, ``report``.  Beside them, each with its
+own command: ``chaos`` (workers killed and stopped under a DAG: ``chaos_tasks``,
+``chaos_faults``, ``chaos_model``), ``fuzz`` (hostile frames: ``fuzz_frames``), both run
+in a process of their own by ``isolation``.
 """

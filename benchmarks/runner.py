@@ -69,8 +69,18 @@ def run_child(system: str, extra: list[str], timeout: float, workdir: Path, labe
     tag = procs.new_tag()
     out = workdir / f"{label}.json"
     log = workdir / f"{label}.log"
-    env = procs.runner_env(tag, str(ROOT))
     cmd = [sys.executable, "-m", "benchmarks.system_runner", system, "--out", str(out), *extra]
+    data, wall, timed_out, proc = run_tagged(cmd, tag, timeout, out, log)
+    return Child(data, wall, timed_out, proc.returncode, cleanup(tag, sid=proc.pid), str(log))
+
+
+def run_tagged(
+    cmd: list[str], tag: str, timeout: float, out: Path, log: Path
+) -> tuple[dict[str, Any], float, bool, subprocess.Popen[bytes]]:
+    """Run ``cmd`` in a session of its own, tagged, its output to ``log``, killed (its whole
+    group) past ``timeout``; returns what it wrote to ``out`` (JSON), its wall time, whether
+    it timed out, and the finished process."""
+    env = procs.runner_env(tag, str(ROOT))
     t0 = time.perf_counter()
     timed_out = False
     with open(log, "wb") as logf:
@@ -88,10 +98,10 @@ def run_child(system: str, extra: list[str], timeout: float, workdir: Path, labe
             proc.wait()
     wall = time.perf_counter() - t0
     try:
-        data = json.loads(out.read_text())
+        data: dict[str, Any] = json.loads(out.read_text())
     except (OSError, ValueError):
         data = {}
-    return Child(data, wall, timed_out, proc.returncode, cleanup(tag, sid=proc.pid), str(log))
+    return data, wall, timed_out, proc
 
 
 def cleanup(tag: str, sid: int, grace: float = 3.0) -> list[str]:
