@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .actors import ActorHandle
 from .backend import ClusterStatus, LocalityRequirement, check_options
-from .client import Client
+from .client import Client, map_items
 from .current import current_client_or_none, get_client, on_start, set_client
 from .errors import FutureTimeoutError, NotInKernelError
 from .executor import ClusterExecutor, check_max_workers
@@ -67,8 +67,13 @@ def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
 
     Keyword options (not passed to ``fn``): ``min_cpu``, ``min_ram`` (bytes), ``min_gpu``,
     ``resources`` (dict), ``locality`` (from :func:`locality`), ``max_retries``,
-    ``allow_reconstruction``, ``name``. Futures anywhere in the arguments (also inside
-    lists, tuples and dicts) are waited for and replaced by their values.
+    ``allow_reconstruction``, ``name``, ``priority``. Futures anywhere in the arguments
+    (also inside lists, tuples and dicts) are waited for and replaced by their values.
+
+    ``priority`` (an int, default 0) orders work waiting for a worker: higher starts first;
+    work already running is not interrupted. Among equal priorities, the cells of a
+    notebook take turns (in a kernel, each cell's work is its own group), so a cell's work
+    starts promptly even behind an older cell's long queue.
     """
     return get_client().submit(fn, *args, **kwargs)
 
@@ -88,7 +93,8 @@ def map(  # jf.map, as Dask's client.map
     >>> jf.gather(futures)
     [1, 4, 9]
     """
-    return get_client().map(fn, *iterables, batch_size=batch_size, **options)  # type: ignore[no-any-return]
+    client = get_client()  # inside a task: the worker's backend, which is its own client
+    return map_items(getattr(client, "backend", client), fn, iterables, batch_size, options)
 
 
 class Executor(ClusterExecutor):

@@ -40,7 +40,17 @@ T = TypeVar("T")
 # -- submit's options -----------------------------------------------------------------
 
 SUBMIT_OPTIONS = frozenset(
-    {"min_cpu", "min_ram", "min_gpu", "resources", "locality", "max_retries", "allow_reconstruction", "name"}
+    {
+        "min_cpu",
+        "min_ram",
+        "min_gpu",
+        "resources",
+        "locality",
+        "max_retries",
+        "allow_reconstruction",
+        "name",
+        "priority",
+    }
 )
 """The keyword options of ``submit`` (every engine takes them): never passed to the function."""
 
@@ -59,6 +69,34 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     if not options:
         return options, kwargs
     return options, {k: v for k, v in kwargs.items() if k not in SUBMIT_OPTIONS}
+
+
+def check_priority(priority: Any) -> int:
+    """``priority=`` checked: an int (higher runs first among queued work; default 0)."""
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise TypeError(f"priority must be an integer, got {priority!r}")
+    return priority
+
+
+# -- groups: whose work it is, so that equal priorities take turns ---------------------
+
+GroupHook = Callable[[], int]
+"""``hook()``: the group of work submitted now, an int (in a Jupyter kernel, the number of
+the running cell: ``jupyter/kernel_output.py`` installs it with ``set_group_hook``). Among
+queued work of equal priority, engines serve groups in turn, so a new cell's work starts
+behind an older cell's long queue at once; without a hook all work is group 0."""
+
+
+def group_of(hook: GroupHook | None) -> int:
+    """The group ``hook`` names now (0 without one, or if it fails: a group never stops a
+    submit)."""
+    if hook is None:
+        return 0
+    try:
+        group = hook()
+    except Exception:
+        return 0
+    return group if isinstance(group, int) else 0
 
 
 # -- what status() returns (the panel's IClusterStatus, labextension/src/model.ts) ------
@@ -104,6 +142,25 @@ class StoreStatus(TypedDict):
     objects: int
 
 
+class QueueStatus(TypedDict):
+    """Futures submitted and not started yet, of one group (in a kernel, a cell's number;
+    0: work from outside any cell or from inside tasks) at one priority."""
+
+    group: int
+    priority: int
+    tasks: int
+
+
+class MessagesStatus(TypedDict):
+    """Control frames dropped unread (a bad signature, a replay, too short, malformed), by
+    the kernel and by the workers, where the engine checks its own (the local engine)."""
+
+    dropped: int
+    dropped_by: dict[str, int]  # by reason: "bad signature", "replayed", "short", ...
+    kernel: int
+    workers: int
+
+
 class ClusterStatus(TypedDict, total=False):
     """A snapshot of a cluster, as ``jf.status()``, the dashboard and the panel see it."""
 
@@ -115,9 +172,21 @@ class ClusterStatus(TypedDict, total=False):
     kernel_store: StoreStatus  # the kernel's own store, where the engine has one
     engine: str  # the backend's name: "local", "threads", "dask"
     address: str  # where the engine's scheduler is, where it has one ("tcp://host:8786")
+    queued: list[QueueStatus]  # pending futures per group and priority, the highest first
+    messages: MessagesStatus  # control frames dropped, where the engine has its own
 
 
 REQUIRED_STATUS_KEYS = ("cluster", "workers", "futures", "actors", "objects")
+
+
+def queue_rows(queued: dict[tuple[int, int], int]) -> list[QueueStatus]:
+    """``status()["queued"]`` from pending futures by (group, priority): the highest
+    priority first, then the newest group (the local engine's core makes the same rows)."""
+    return [
+        {"group": g, "priority": p, "tasks": n}
+        for (g, p), n in sorted(queued.items(), key=lambda kv: (-kv[0][1], -kv[0][0]))
+        if n
+    ]
 
 
 # -- per-future and per-actor views ----------------------------------------------------
@@ -263,9 +332,12 @@ class Backend(FutureBackend, Protocol):
 
     def unsettled(self) -> list[Future[Any]]: ...
 
-    # output, for the Jupyter layer
+    # output and fair turns, for the Jupyter layer
     def set_output_handler(self, handler: OutputHandler) -> None: ...
     def output_origin(self, fid: int) -> Origin | None: ...
+    def set_group_hook(self, hook: GroupHook | None) -> None:
+        """Tag work submitted from now on with ``hook()``'s group (see ``GroupHook``)."""
+        ...
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None: ...
     def shutdown(self) -> None: ...
@@ -282,5 +354,6 @@ def iter_status_keys() -> Iterator[tuple[str, tuple[str, ...]]]:
         ("IClusterStatus", ClusterStatus),
         ("IWorkerStatus", WorkerStatus),
         ("IActorStatus", ActorStatus),
+        ("IQueueStatus", QueueStatus),
     ):
         yield name, tuple(td.__annotations__)

@@ -147,16 +147,7 @@ class Client:
         Whatever the size, every item is its own task; a smaller batch lets the first
         tasks start while the rest of a long iterable is still being read.
         """
-        check_options(options)
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        items = zip(*iterables)
-        out: list[Future[T]] = []
-        while batch := list(itertools.islice(items, batch_size)):
-            out += self.backend.submit_many(fn, batch, **options)
-            if batch_size is None:
-                break
-        return out
+        return map_items(self.backend, fn, iterables, batch_size, options)
 
     def executor(self, max_workers: int | None = None, **submit_options: Any) -> ClusterExecutor:
         """A standard ``concurrent.futures.Executor`` on this cluster (at most
@@ -205,3 +196,24 @@ class Client:
 
 
 Client.__module__ = "jupyter_futures"
+
+
+def map_items(
+    backend: Backend,
+    fn: Callable[..., T],
+    iterables: tuple[Any, ...],
+    batch_size: int | None,
+    options: dict[str, Any],
+) -> list[Future[T]]:
+    """``Client.map`` on ``backend``: also what ``jf.map`` does inside a task, where the
+    current client is the worker's backend itself."""
+    check_options(options)
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    items = zip(*iterables)
+    out: list[Future[T]] = []
+    while batch := list(itertools.islice(items, batch_size)):
+        out += backend.submit_many(fn, batch, **options)
+        if batch_size is None:
+            break
+    return out

@@ -20,6 +20,8 @@
     ├── ObjectLost                                  an input's copy vanished under a task
     │                                               (the engine rebuilds it and runs again)
     ├── BadMessageError (ValueError)                a control message failed its check
+    │   └── MessageTooLargeError                    one too large to send (values belong
+    │                                               in the object store)
     ├── WorkerEnvironmentError (RuntimeError)       a Dask worker lacks jupyter_futures or
     │                                               runs other versions of it or of Python
     ├── NotSupportedError (NotImplementedError)     this engine cannot do what was asked
@@ -233,6 +235,10 @@ class ObjectLost(JupyterFuturesError):
 
 class BadMessageError(JupyterFuturesError, ValueError):
     """A control message was unsigned, wrongly signed, replayed or malformed."""
+
+
+class MessageTooLargeError(BadMessageError):
+    """A control message is over the size limit; the sender refuses to send it."""
 
 
 class WorkerEnvironmentError(JupyterFuturesError, RuntimeError):

@@ -11,7 +11,7 @@ The run's processes are marked by construction, through the environment they inh
                   │     └─ inotify         the names created here are the run's cluster ids,
                   │                        even of a cluster that lived and died between checks
                   ▼
-    leftovers(): /dev/shm/[.]jf_<id>_*, jf_<id>.lock, <tmp>/jf-<id>[-spill] for those ids;
+    leftovers(): /dev/shm/jf-<id>/ (objects and lock), <tmp>/jf-<id>/ for those ids;
                  processes: descendants, and any process whose environment has that TMPDIR
                  (a killed kernel's workers are re-parented away from us, not forgotten)
     at the end of the run: no file of any cluster the run saw (notebooks under nbval, which
@@ -41,8 +41,8 @@ from jupyter_futures.local.store import fallback_dir
 SHM = Path("/dev/shm")
 
 
-# A cluster's id in the names of what it leaves: jf_<id>_<owner>_<tid>, jf_<id>.lock,
-# .jf_<id>_... (being written), .jf-staging-<id>-<pid>, jf-<id> and jf-<id>-spill.
+# A cluster's id in the names of what it leaves: jf-<id> (its object directory in /dev/shm,
+# and its private directory in <tmp>), .jf-staging-<id> (being made).
 _CLUSTER_ID = re.compile(r"^\.?jf[_-](?:staging-)?([0-9a-f]{6,32})(?=[_.-]|$)")
 
 _IN_MOVED_TO, _IN_CREATE, _IN_Q_OVERFLOW = 0x80, 0x100, 0x4000

@@ -247,3 +247,49 @@ def test_the_task_stream_has_every_run_on_its_lane(engine: str, tmp_path: Path) 
     jf.submit(pow, 2, 3).result(30)
     newer = client.task_stream(stream.cursor)
     assert [r.name for r in newer.runs] == ["pow"] and newer.cursor == stream.cursor + 1
+
+
+def started_behind(queue: list[jf.Future[Any]], submit_urgent: Any) -> tuple[int, int]:
+    """Submit urgent work behind ``queue``; once it is done: (queued futures still not done
+    when it was submitted, how many of them finished before it did)."""
+    before = sum(f.done() for f in queue)
+    urgent = submit_urgent()
+    assert urgent.result(60) == 8
+    return len(queue) - before, sum(f.done() for f in queue) - before
+
+
+def test_a_higher_priority_starts_before_a_long_queue_drains(engine: str) -> None:
+    queue = jf.map(sleepy, [0.01] * 2000)  # ~10 s of work for two slots
+    left, finished = started_behind(queue, lambda: jf.submit(pow, 2, 3, priority=1))
+    assert finished < left // 2, (left, finished)  # it did not wait for the queue to drain
+    assert all(not f.done() for f in queue[-100:])
+
+
+def test_a_newer_cells_work_starts_before_an_older_cells_queue_drains(engine: str) -> None:
+    cell = [3]
+    jf.get_client().backend.set_group_hook(lambda: cell[0])  # the running cell, as in a kernel
+    queue = jf.map(sleepy, [0.01] * 2000)  # In[3]
+    cell[0] = 4
+    left, finished = started_behind(queue, lambda: jf.submit(pow, 2, 3))  # In[4], same priority
+    assert finished < left // 2, (left, finished)
+    rows = jf.status()["queued"]
+    assert [r["group"] for r in rows] == [3] and 0 < rows[0]["tasks"] <= left, rows
+
+
+def submit_nested(n: int) -> int:
+    """A task that fans out work of its own and waits for it."""
+    return len(jf.gather(jf.map(sleepy, [0.05] * n), timeout=60))
+
+
+def test_nested_work_is_of_its_parent_cells_group(engine: str) -> None:
+    cell = [5]
+    jf.get_client().backend.set_group_hook(lambda: cell[0])
+    parent = jf.submit(submit_nested, 40)  # In[5]
+    cell[0] = 6  # the kernel runs another cell meanwhile: the nested work is still In[5]'s
+    deadline = time.monotonic() + 30
+    seen: set[int] = set()
+    while not parent.done() and time.monotonic() < deadline:
+        seen |= {r["group"] for r in jf.status()["queued"]}
+        time.sleep(0.01)
+    assert parent.result(60) == 40
+    assert seen == {5}, seen

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,7 +94,7 @@ def outsider() -> Iterator[tuple[str, list[int]]]:
         yield cluster, [int(p) for p in pids]
     finally:
         program.stop(owner)
-    assert not [n for n in os.listdir(SHM) if n.startswith(f"jf_{cluster}")], "the outsider left files"
+    assert not [n for n in os.listdir(SHM) if cluster in n], "the outsider left files"
 
 
 def test_a_cluster_of_another_program_is_not_this_tests(outsider: tuple[str, list[int]]) -> None:
@@ -101,8 +102,8 @@ def test_a_cluster_of_another_program_is_not_this_tests(outsider: tuple[str, lis
     # What makes it another program's: none of its processes descends from this one, and
     # its files are where such a program keeps them.
     assert not set(pids) & descendants()
-    assert (SHM / f"jf_{cluster}.lock").exists()
-    assert [n for n in os.listdir(SHM) if n.startswith(f"jf_{cluster}_w0_")]
+    assert (SHM / f"jf-{cluster}" / "lock").exists()
+    assert [n for n in os.listdir(SHM / f"jf-{cluster}") if n.startswith("w0_")]
     assert Path(f"/tmp/jf-{cluster}").is_dir()
     left = leftovers()
     assert cluster not in str(left)
@@ -115,23 +116,21 @@ def test_a_leak_of_the_tests_own_cluster_is_flagged() -> None:
     assert isinstance(client, jf.Client)
     cluster = client.cluster_id
     client.shutdown()
-    # Its files, as a cluster whose kernel died would leave them: the lock file (held here,
-    # so that no other program's sweep removes them before the check), a worker's object
-    # and a spill directory.
+    # Its files, as a cluster whose kernel died would leave them: its object directory with
+    # the lock file (held here, so that no other program's sweep removes them before the
+    # check) and a worker's object, and its private directory on disk with a spilled one.
     lock = ClusterLock(SHM, cluster)
-    segment = SHM / f"jf_{cluster}_w1_7"
-    spill = Path(tempfile.gettempdir()) / f"jf-{cluster}-spill"
-    segment.touch()
-    spill.mkdir()
+    (lock.dir / "w1_7_1").touch()
+    private = Path(tempfile.gettempdir()) / f"jf-{cluster}"
+    (private / "spill").mkdir(parents=True)
     try:
         left = leftovers()
-        assert left["segments"] == sorted([lock.path.name, segment.name])
-        assert left["dirs"] == [spill.name]
-        with pytest.raises(pytest.fail.Exception, match=segment.name):
+        assert left["segments"] == [lock.dir.name]
+        assert left["dirs"] == [private.name]
+        with pytest.raises(pytest.fail.Exception, match=cluster):
             assert_clean(within=0.2)
     finally:
-        segment.unlink()
-        spill.rmdir()
+        shutil.rmtree(private)
         lock.release()
     assert_clean(within=0)
 
@@ -145,7 +144,7 @@ def test_the_end_of_run_check_sees_what_a_notebook_kernel_left() -> None:
     run = _run[0]
     lock = ClusterLock(SHM, cluster)  # what its kernel would leave if it died without a sweep
     try:
-        assert files_of(run.all_cluster_ids(), run.tmp) == [lock.path.name]
+        assert files_of(run.all_cluster_ids(), run.tmp) == [lock.dir.name]
     finally:
         lock.release()
     assert files_of(run.all_cluster_ids(), run.tmp) == []
@@ -160,12 +159,10 @@ def test_a_cluster_started_by_a_child_is_the_tests_even_after_the_child_ended() 
     # The child and its workers are gone, so no lock or process says whose the id was;
     # the run's temporary directory, which the child inherited, does.
     lock = ClusterLock(SHM, cluster)
-    segment = SHM / f"jf_{cluster}_w0_3"
-    segment.touch()
+    (lock.dir / "w0_3_1").touch()
     try:
-        assert leftovers()["segments"] == sorted([lock.path.name, segment.name])
+        assert leftovers()["segments"] == [lock.dir.name]
     finally:
-        segment.unlink()
         lock.release()
 
 

@@ -2,7 +2,9 @@
 
 ::
 
-    ready queues (one per requirement shape; per object for locality; per task for a retry)
+    ready queues (one per requirement shape; per object for locality; per task for a retry),
+    the queue with the highest priority first; within one, its head (ready.py: the highest
+    priority, then the group whose turn it is)
         │  _flush() ─► dispatch ─► pick (placement.best_worker) ─► assign
         ▼
     assign ─► CreateActor now   (an actor's creation)
@@ -34,6 +36,9 @@ def dispatch(state: Scheduler) -> None:
     # A placement may make new queues (a locality whose object must be rebuilt first).
     while keys := [k for k in state.ready if k not in seen]:
         seen.update(keys)
+        if len(keys) > 1:  # urgent work of another shape is placed before what fills the slots
+            ready = state.ready
+            keys.sort(key=lambda k: -ready[k].top)
         _dispatch_keys(state, keys, alive, depth)
 
 
@@ -42,15 +47,15 @@ def _dispatch_keys(state: Scheduler, keys: list[Any], alive: list[WorkerState], 
         if key not in state.ready:
             continue
         q = state.ready[key]
-        while q:
-            t = state.tasks.get(q[0])
+        while (tid := q.head()) is not None:
+            t = state.tasks.get(tid)
             if t is None or t.state != READY:
-                q.popleft()
+                q.skip()  # cancelled, failed or waiting again since it was queued
                 continue
             choice = pick(state, t, alive, depth)
             if choice is None:
                 break
-            q.popleft()
+            q.served()
             assign(state, t, *choice)
         if not q:
             del state.ready[key]
@@ -70,7 +75,13 @@ def pick(
             return None
         assert obj.outcome is not None
         where = state.workers.get(obj.outcome.where or -1)
-        if where is not None and where.status == "alive" and not where.leaving:
+        # Beside the object, unless that worker is gone, leaving, or could never run it.
+        if (
+            where is not None
+            and where.status == "alive"
+            and not where.leaving
+            and where.could_ever_fit(t.req)
+        ):
             candidates = [where]
     if t.avoid and any(w.wid not in t.avoid and w.could_ever_fit(t.req) for w in alive):
         candidates = [w for w in candidates if w.wid not in t.avoid]

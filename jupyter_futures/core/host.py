@@ -12,11 +12,12 @@ circle, not even for types), and this list is the whole of what they depend on::
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Any, Protocol
 
 from .instructions import Instruction
 from .placement import WorkerState
+from .ready import ReadyQueue
 from .records import ActorState, TaskState
 from .specs import Outcome, TaskMsg
 
@@ -27,7 +28,7 @@ class Scheduler(Protocol):
     tasks: dict[int, TaskState]
     workers: dict[int, WorkerState]
     actors: dict[int, ActorState]
-    ready: dict[Any, deque[int]]  # queue key -> ready tids, in order
+    ready: dict[Any, ReadyQueue[int]]  # queue key -> ready tids, by priority and group
     mean_duration: float  # of recent tasks, which sets how deep workers are prefetched
     _runs: defaultdict[int, list[TaskMsg]]  # tasks to start, per worker, in this flush
     cancelling: dict[int, float]  # tid -> deadline

@@ -127,6 +127,7 @@ def task_msg(t: TaskState, tasks: dict[int, TaskState]) -> TaskMsg:
         actor=spec.actor,
         method=spec.method,
         name=spec.name,
+        group=spec.group,
     )
 
 

@@ -25,12 +25,21 @@ A future's life::
 Invariants: a future's id never changes; it is assigned to at most one worker at a time; a
 ready future is in exactly one ready queue; a result whose worker died is LOST and is
 rebuilt (or its dependents fail) before anyone uses it. ``self.now`` is the time of the
-event being handled: every event sets it first, so no rule reads an older one.
+event being handled: every event sets it first, so no rule reads an older one. A report
+is taken only from the worker and attempt the future is assigned to: one for an older
+attempt, from a worker declared dead, or delivered twice is ignored, and its copy freed
+unless it is the very copy the future's value names (``tests/core/test_scheduler_simulation.py``
+checks these under late, reordered and duplicated messages).
+
+Ready futures wait in ready queues (``ready.py``): the highest ``TaskSpec.priority`` first,
+then the groups (``TaskSpec.group``: in a kernel, the cell that submitted them) in turn;
+``queued`` counts the pending futures per (group, priority) for ``snapshot()``.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+import dataclasses
+from collections import Counter, defaultdict
 from typing import Any
 
 from ..errors import UnsatisfiableRequirementError
@@ -49,6 +58,7 @@ from .instructions import (
     RunTasks,
 )
 from .placement import WorkerState, shape_of, unsatisfiable_message
+from .ready import ReadyQueue
 from .records import (
     ASSIGNED,
     CANCELLED,
@@ -73,6 +83,11 @@ BATCH_TASKS = 64  # tasks held back for a busy worker before they are sent anywa
 MAX_REQ_SHAPES = 1024  # requirement shapes whose reservation dict is shared
 NO_REQ: dict[str, float] = {}  # a stored object reserves nothing (shared, never written)
 RUN_STATE = {"ok": "done", "error": "failed", "cancelled": "cancelled"}  # an outcome's, as a run's
+PENDING = PUBLIC_STATE[WAITING]  # == PUBLIC_STATE[READY]: submitted, not started
+
+
+def _moved_to_kernel(o: Outcome, handed: set[str]) -> Outcome:
+    return dataclasses.replace(o, where=DRIVER) if o.segment in handed else o
 
 
 class SchedulerState:
@@ -94,8 +109,9 @@ class SchedulerState:
         self.tasks: dict[int, TaskState] = {}
         self.workers: dict[int, WorkerState] = {}
         self.actors: dict[int, ActorState] = {}
-        self.ready: dict[Any, deque[int]] = {}
+        self.ready: dict[Any, ReadyQueue[int]] = {}  # queue key -> ready tids (ready.py)
         self.counts: Counter[str] = Counter()
+        self.queued: dict[tuple[int, int], int] = {}  # (group, priority) -> pending futures
         self.cancelling: dict[int, float] = {}  # tid -> deadline
         self.mean_duration = 0.0
         self.now = 0.0  # the time of the event being handled
@@ -111,8 +127,7 @@ class SchedulerState:
     # -- plumbing -------------------------------------------------------------------
     def _flush(self) -> list[Instruction]:
         dispatch.dispatch(self)
-        if self._retiring:
-            worker_deaths.retire_drained(self)
+        handed = worker_deaths.retire_drained(self) if self._retiring else None
         out = self._out
         # Tasks that have a free slot go now. Prefetched ones (they would only queue on the
         # worker) wait here until that worker reports results or blocks, and then go
@@ -129,6 +144,8 @@ class SchedulerState:
                 out.append(RunTasks(w.wid, w.unsent))
                 w.unsent = []
         for proc, items in self._resolves.items():
+            if handed:  # resolved as its worker retired: the value is the kernel's now
+                items = [(tid, _moved_to_kernel(o, handed)) for tid, o in items]
             out.append(Resolved(proc, items))
         self._out = []
         self._runs.clear()
@@ -160,9 +177,23 @@ class SchedulerState:
                     w.functions.add(msg.fn_hash)
 
     def _set(self, t: TaskState, state: str) -> None:
-        self.counts[PUBLIC_STATE[t.state]] -= 1
-        self.counts[PUBLIC_STATE[state]] += 1
+        was, now = PUBLIC_STATE[t.state], PUBLIC_STATE[state]
         t.state = state
+        if was == now:  # waiting -> ready, the commonest change, moves no counter
+            return
+        counts = self.counts
+        counts[was] -= 1
+        counts[now] += 1
+        if was == PENDING or now == PENDING:
+            # Pending futures per (group, priority), for the dashboard: kept as states
+            # change (twice in a future's usual life), never counted over the tasks.
+            spec = t.spec
+            key = (spec.group, spec.priority)
+            n = self.queued.get(key, 0) + (1 if now == PENDING else -1)
+            if n:
+                self.queued[key] = n
+            else:
+                del self.queued[key]
 
     def _emit(self, ins: Instruction) -> None:
         self._out.append(ins)
@@ -267,8 +298,11 @@ class SchedulerState:
         return None
 
     def _register(self, t: TaskState) -> None:
-        self.tasks[t.spec.tid] = t
-        self.counts[PUBLIC_STATE[WAITING]] += 1
+        spec = t.spec
+        self.tasks[spec.tid] = t
+        self.counts[PENDING] += 1
+        key = (spec.group, spec.priority)
+        self.queued[key] = self.queued.get(key, 0) + 1
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is not None:
@@ -353,17 +387,18 @@ class SchedulerState:
 
     def _make_ready(self, t: TaskState) -> None:
         self._set(t, READY)
-        loc = t.spec.locality
+        spec = t.spec
+        loc = spec.locality
         if loc is not None:
             key: Any = ("@", loc[1])
         elif t.avoid:
-            key = ("retry", t.spec.tid)
+            key = ("retry", spec.tid)
         else:
             key = shape_of(t.req)
         q = self.ready.get(key)
         if q is None:
-            q = self.ready[key] = deque()
-        q.append(t.spec.tid)
+            q = self.ready[key] = ReadyQueue()
+        q.push(spec.tid, spec.priority, spec.group)
 
     # -- placement (dispatch.py places ready futures) -----------------------------------
     def _unassign(self, t: TaskState) -> None:
@@ -388,8 +423,8 @@ class SchedulerState:
 
     def _done_one(self, wid: int, tid: int, attempt: int, outcome: Outcome) -> None:
         t = self.tasks.get(tid)
-        if t is None or t.worker != wid or t.attempt != attempt:
-            self._free_copy(wid, outcome)  # a stale copy nobody will read
+        if t is None or t.worker != wid or t.attempt != attempt or t.state not in (ASSIGNED, CANCELLED):
+            self._drop_stale(t, wid, outcome)
             return
         kind = t.spec.kind
         if outcome.duration:  # it ran (a task cancelled before it started did not)
@@ -415,6 +450,15 @@ class SchedulerState:
             self._after_finish(t)
         else:
             self._failed_on(t, wid, outcome)
+
+    def _drop_stale(self, t: TaskState | None, wid: int, outcome: Outcome) -> None:
+        """A report nobody awaits: an older attempt's, one from a worker declared dead, or a
+        second delivery of one already taken. Its copy is freed, unless it is the very copy
+        that the future's value names (the report taken was this one)."""
+        seg = outcome.segment
+        if seg is not None and t is not None and t.outcome is not None and t.outcome.segment == seg:
+            return
+        self._free_copy(wid, outcome)
 
     def _free_copy(self, wid: int, outcome: Outcome) -> None:
         if outcome.segment is not None:
@@ -544,6 +588,11 @@ class SchedulerState:
             self._set(t, LOST)
             t.resolved = False
             self._rebuild(t)
+        elif t is not None and t.state == LOST:  # lost with its worker: someone needs it now
+            t.resolved = False
+            self._rebuild(t)
+        elif t is not None and t.state not in FINISHED:  # being rebuilt: tell its holders again
+            t.resolved = False
         return self._flush()
 
     def _maybe_free(self, t: TaskState) -> None:
@@ -732,4 +781,4 @@ class SchedulerState:
 
     def snapshot(self) -> dict[str, Any]:
         """The cheap part of ``status()``: counters kept up to date as states change."""
-        return scheduler_views.snapshot(self.tasks, self.workers, self.actors, self.counts)
+        return scheduler_views.snapshot(self.tasks, self.workers, self.actors, self.counts, self.queued)

@@ -96,6 +96,8 @@ class TaskSpec:
     max_restarts: int = 0
     name: str = ""  # shown in status and widgets
     owner: int = DRIVER  # process that submitted it
+    priority: int = 0  # among ready futures of one queue, higher is placed first
+    group: int = 0  # who submitted it (in a kernel, the cell): equal priorities take turns by group
 
 
 @_pickled_by_position
@@ -113,6 +115,7 @@ class TaskMsg:
     actor: int | None = None
     method: str = ""
     name: str = ""
+    group: int = 0  # its submitter's: work it submits in turn is of the same group
 
 
 class WorkerStats(TypedDict):
@@ -126,3 +129,4 @@ class WorkerStats(TypedDict):
     spilled: int
     objects: int
     running: list[int]
+    dropped_frames: dict[str, int]  # control frames its inbox dropped, by reason

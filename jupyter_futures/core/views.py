@@ -1,7 +1,7 @@
 """Read-only views of the scheduler's state: cheap enough for a dashboard twice a second.
 
 They read the scheduler's tables (``SchedulerState.tasks``, ``.workers``, ``.actors``,
-``.counts``), passed in, and return plain data.
+``.counts``, ``.queued``), passed in, and return plain data.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def snapshot(
     workers: dict[int, WorkerState],
     actors: dict[int, ActorState],
     counts: Counter[str],
+    queued: dict[tuple[int, int], int],
 ) -> dict[str, Any]:
     """The cheap part of ``status()``: counters kept up to date as states change."""
     shown = []
@@ -68,4 +69,18 @@ def snapshot(
             }
         )
     futures = {k: v for k, v in counts.items() if v}
-    return {"workers": shown, "futures": futures, "actors": [actor_view(a) for a in actors.values()]}
+    return {
+        "workers": shown,
+        "futures": futures,
+        "actors": [actor_view(a) for a in actors.values()],
+        "queued": queue_rows(queued),
+    }
+
+
+def queue_rows(queued: dict[tuple[int, int], int]) -> list[dict[str, int]]:
+    """Pending futures per group and priority, as ``status()["queued"]`` lists them: the
+    highest priority first, then the newest group."""
+    return [
+        {"group": g, "priority": p, "tasks": n}
+        for (g, p), n in sorted(queued.items(), key=lambda kv: (-kv[0][1], -kv[0][0]))
+    ]

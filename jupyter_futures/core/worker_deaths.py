@@ -13,7 +13,8 @@
     overdue_workers(now) ─► silent, never started, or ignoring a cancel: to be killed
     retire_drained() ─► a retiring worker that runs nothing: its objects become the
                         kernel's (RetireWorker), it stops; its death is then no failure
-                        (no replacement, its actors restart elsewhere or fail)
+                        (no replacement, its actors restart elsewhere or fail); values
+                        resolved in the same flush are told where they live now
     a restarted worker (restart_workers) dies like any, but is replaced without counting
     against its tasks' resubmissions or the early deaths
 
@@ -64,10 +65,12 @@ def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
         state._emit(SpawnWorker(w.wid))
 
 
-def retire_drained(state: Scheduler) -> None:
+def retire_drained(state: Scheduler) -> set[str]:
     """Each retiring worker that runs nothing any more (a live actor's creation aside):
-    the kernel takes over the objects it stored, and it is told to stop."""
+    the kernel takes over the objects it stored, and it is told to stop. Returns the names
+    of the objects handed over (their values now live in the kernel)."""
     tasks = state.tasks
+    every: set[str] = set()
     for wid in list(state._retiring):
         w = state.workers[wid]
         if w.unsent or any(
@@ -82,6 +85,8 @@ def retire_drained(state: Scheduler) -> None:
                 handed.append(o.segment)
         state._retiring.discard(wid)
         state._emit(RetireWorker(wid, handed))
+        every.update(handed)
+    return every
 
 
 def resubmit_assigned(

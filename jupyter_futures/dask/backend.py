@@ -8,7 +8,8 @@
 
     submit(fn, *args) ─► pack: futures anywhere in the arguments ─► Dask inputs or held values
         ─► client.submit(worker.run_task, spec, fn, blob, where, values, *inputs,
-                         key=<name>-<session>-<fid>, pure=False, resources=/workers=)
+                         key=<name>-<session>-<fid>, pure=False, resources=/workers=,
+                         priority=<its own, then its place in its cell's line: _rank>)
         ─► Dask runs it ─► done callback ─► Future._settle(the Dask future | the error)
     create_actor(Cls), handle.m(x), kill_actor ─► actors.py (a mixin of this class)
     cancel(f) ─► client.cancel + worker.interrupt where it runs; still running after the
@@ -41,11 +42,15 @@ from ..backend import (
     ActorView,
     ClusterStatus,
     FutureView,
+    GroupHook,
     LocalityRequirement,
     Origin,
     OutputHandler,
     TaskStream,
+    check_priority,
     default_output,
+    group_of,
+    queue_rows,
 )
 from ..futures import Future, FutureInfo, WorkerId
 from ..runs import lane_namer
@@ -57,6 +62,7 @@ from .stream import DaskRuns
 
 T = TypeVar("T")
 LOG_RECORDS = 200  # log records per Dask worker that logs() returns
+RANK_SPAN = 2**32  # tasks of one group and priority that _rank tells apart
 log = logging.getLogger("jupyter_futures")
 _backends: weakref.WeakValueDictionary[str, DaskBackend] = weakref.WeakValueDictionary()
 
@@ -124,6 +130,8 @@ class DaskBackend(ActorsOnDask):
         self._settle_q: queue.SimpleQueue[tuple[Record, Any, Fetched | None] | None] = queue.SimpleQueue()
         self._settler: threading.Thread | None = None
         self._handler: OutputHandler = default_output
+        self._group_hook: GroupHook | None = None
+        self._turns: dict[tuple[int, int], int] = {}  # (group, priority) -> tasks ranked so far
         self._info: tuple[float, dict[str, Any]] = (0.0, {})
         self._pids: dict[str, int] = {}
         self._tls = threading.local()
@@ -192,8 +200,9 @@ class DaskBackend(ActorsOnDask):
         f: Future[Any] = Future(fid, self, name, actor_id)
         spec = self._running_spec()
         root = spec.root if spec is not None else fid
+        group = spec.group if spec is not None else group_of(self._group_hook)
         key = f"{key_prefix(name)}-{self.cluster_id}-{fid}"
-        rec = Record(fid, name, kind, key, f, root=root)
+        rec = Record(fid, name, kind, key, f, root=root, group=group)
         with self._lock:
             self._records[fid] = rec
             self._forget_old()
@@ -339,23 +348,28 @@ class DaskBackend(ActorsOnDask):
         max_retries: int = 0,
         allow_reconstruction: bool = True,
         name: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Future[T]:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        check_priority(priority)
         self._check_open()
         options = self._placement(min_cpu, min_ram, min_gpu, resources, locality)
         if not kwargs and locality is None and all(type(a) in PLAIN for a in args):
-            return self._submit_plain(fn, args, options, max_retries, allow_reconstruction, name)
+            return self._submit_plain(fn, args, options, max_retries, allow_reconstruction, name, priority)
         blob, deps = pack((args, kwargs))
         deps += [r for r in self._beside(locality) if all(r is not d for d in deps)]
         self._check_ours(deps)
         label = name or str(getattr(fn, "__name__", "task"))
         rec, f = self._new_record("task", label)
         rec.deps = deps
-        spec = remote.TaskSpec(self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction)
+        options["priority"] = self._rank(rec, priority)
+        spec = remote.TaskSpec(
+            self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction, rec.group
+        )
 
         def send() -> None:
             where, inputs, values = locate(deps, self._dask_future)
@@ -386,11 +400,15 @@ class DaskBackend(ActorsOnDask):
         max_retries: int,
         allow_reconstruction: bool,
         name: str | None,
+        priority: int,
     ) -> Future[T]:
         """Scalars only (no futures can hide in them): straight to Dask, pickled once."""
         label = name or str(getattr(fn, "__name__", "task"))
         rec, f = self._new_record("task", label)
-        spec = remote.TaskSpec(self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction)
+        options = {**options, "priority": self._rank(rec, priority)}
+        spec = remote.TaskSpec(
+            self.cluster_id, rec.fid, rec.root, label, rec.key, not allow_reconstruction, rec.group
+        )
         try:
             rec.dfut = self._client.submit(
                 remote.run_plain,
@@ -407,6 +425,19 @@ class DaskBackend(ActorsOnDask):
             return f
         self._watch(rec, rec.dfut)
         return f
+
+    def _rank(self, rec: Record, priority: int) -> int:
+        """Dask's ``priority=`` for task ``rec``: its own priority, then its place in its
+        group's line. Dask serves queued work by priority, the oldest first among equals;
+        so that cells take turns there too, a group's n-th task ranks with the n-th of
+        every other group, and a new cell's work goes before the rest of an older cell's
+        long queue (turns by work submitted rather than strictly one by one)."""
+        rec.priority = priority
+        key = (rec.group, priority)
+        with self._lock:
+            n = self._turns.get(key, 0)
+            self._turns[key] = n + 1
+        return priority * RANK_SPAN - min(n, RANK_SPAN - 1)
 
     def _check_ours(self, deps: list[Future[Any]]) -> None:
         for d in deps:
@@ -825,8 +856,11 @@ class DaskBackend(ActorsOnDask):
         workers = self._workers(fresh=True)
         with self._lock:
             counts: dict[str, int] = {}
+            queued: dict[tuple[int, int], int] = {}
             for r in self._records.values():
                 counts[r.state] = counts.get(r.state, 0) + 1
+                if r.state == "pending":
+                    queued[r.group, r.priority] = queued.get((r.group, r.priority), 0) + 1
             running: dict[str, list[int | str]] = {}
             for r in self._records.values():
                 if r.state == "running" and r.worker is not None:
@@ -863,11 +897,15 @@ class DaskBackend(ActorsOnDask):
                 "bytes": sum(w["store_used"] for w in rows),
                 "spilled": sum(w["spilled"] for w in rows),
             },
+            "queued": queue_rows(queued),
         }
 
-    # -- output, for the Jupyter layer ----------------------------------------------------
+    # -- output and groups, for the Jupyter layer ---------------------------------------------
     def set_output_handler(self, handler: OutputHandler) -> None:
         self._handler = handler
+
+    def set_group_hook(self, hook: GroupHook | None) -> None:
+        self._group_hook = hook
 
     def output_origin(self, fid: int) -> Origin | None:
         r = self._records.get(fid)

@@ -33,6 +33,8 @@ class Record:
     cancelling: bool = False
     fetch: bool = False  # a thread waits for the value: gather it as soon as it is done
     actor: int | None = None  # the actor it creates or calls: its run is on that actor's lane
+    group: int = 0  # whose work it is (backend.GroupHook)
+    priority: int = 0
 
 
 @dataclass

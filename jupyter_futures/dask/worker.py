@@ -60,6 +60,7 @@ class TaskSpec:
     name: str
     key: str  # its Dask key
     no_recon: bool = False  # allow_reconstruction=False: it may run once only
+    group: int = 0  # whose work (backend.GroupHook): work it submits is that group's too
 
 
 def topic(session: str) -> str:

@@ -4,6 +4,7 @@
 
     submit(fn, *args) ─► _Task (waits on the futures found in its arguments)
          │ inputs done ─► ready queue ─► worker thread k: fn(*values) ─► Future._settle(value)
+                          (ready.py: by priority, then the cells in turn)
     create_actor(Cls) ─► an actor thread with its own FIFO: the constructor, then each call
                          in the order submitted (a call waits for its inputs in its turn)
     a task that waits on other futures (nested work) lends its slot: a spare thread runs
@@ -38,16 +39,21 @@ from ..backend import (
     ActorView,
     ClusterStatus,
     FutureView,
+    GroupHook,
     LocalityRequirement,
     Origin,
     OutputHandler,
     TaskStream,
     WorkerStatus,
+    check_priority,
+    group_of,
+    queue_rows,
     sizes_from_info,
 )
 from ..futures import Future, FutureInfo, WorkerId
 from ..runs import RunLog, lane_namer
 from .arguments import find_futures
+from .ready import ReadyTasks
 
 T = TypeVar("T")
 KEEP_RECORDS = 10_000  # settled futures the views remember
@@ -73,6 +79,8 @@ class _Task:
     thread: int | None = None  # ident of the thread running it
     actor: int | None = None  # the actor it creates or calls: its run is on that actor's lane
     settled: weakref.ref[Future[Any]] | None = None
+    priority: int = 0
+    group: int = 0  # whose work it is (backend.GroupHook): equal priorities take turns
 
     def handle(self) -> Future[Any] | None:
         """Its Future, while someone holds it (the record never keeps a value alive)."""
@@ -130,7 +138,7 @@ class ThreadBackend:
         self._closed = False
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._ready: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._ready: ReadyTasks[_Task] = ReadyTasks()
         self._tasks: OrderedDict[int, _Task] = OrderedDict()
         self._actors: dict[int, _Actor] = {}
         self._running: dict[int, _Task] = {}  # thread ident -> task
@@ -138,6 +146,7 @@ class ThreadBackend:
         self._tls = threading.local()
         self._threads: list[threading.Thread] = []
         self._handler: OutputHandler | None = None
+        self._group_hook: GroupHook | None = None
         for k in range(1, n + 1):
             self._start_thread(k)
         _backends[self.cluster_id] = self
@@ -268,6 +277,8 @@ class ThreadBackend:
         parent = getattr(self._tls, "task", None)
         task = _Task(fid, name, kind, run, deps, f, retries=retries)
         task.root = parent.root if parent is not None else fid
+        # Work a task submits is its cell's, as its output is; the kernel's, the running cell's.
+        task.group = parent.group if parent is not None else group_of(self._group_hook)
         with self._lock:
             self._tasks[fid] = task
         return task
@@ -300,7 +311,7 @@ class ThreadBackend:
             exc.__cause__ = cause
             self._finish(task, exc=exc)
             return
-        self._ready.put(task)
+        self._ready.put(task, task.priority, task.group)
 
     def submit(
         self,
@@ -314,15 +325,18 @@ class ThreadBackend:
         max_retries: int = 0,
         allow_reconstruction: bool = True,  # values are never lost here
         name: str | None = None,
+        priority: int = 0,
         **kwargs: Any,
     ) -> Future[T]:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         if not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        check_priority(priority)
         self._check_requirements(min_cpu, min_gpu, resources)
         label = name or str(getattr(fn, "__name__", "task"))
         task = self._new_task("task", label, fn, args, kwargs, max_retries)
+        task.priority = priority
         f = task.future
         self._when_inputs_done(task, self._enqueue)
         return f  # type: ignore[return-value]
@@ -533,8 +547,8 @@ class ThreadBackend:
             current, self.n_workers = self.n_workers, n
         for k in range(current, n):
             self._start_thread(k)
-        for _ in range(current - n):
-            self._ready.put(None)  # the next thread free for work ends instead
+        if current > n:
+            self._ready.stop(current - n)  # the next threads free for work end instead
 
     def restart(self, timeout: float = 60.0) -> None:
         raise errors.NotSupportedError(
@@ -552,8 +566,11 @@ class ThreadBackend:
 
         with self._lock:
             counts: dict[str, int] = {}
+            queued: dict[tuple[int, int], int] = {}
             for t in self._tasks.values():
                 counts[t.state] = counts.get(t.state, 0) + 1
+                if t.state == "pending":
+                    queued[t.group, t.priority] = queued.get((t.group, t.priority), 0) + 1
             running = {t.worker: t.fid for t in self._running.values() if t.worker is not None}
             actors = [
                 {
@@ -591,10 +608,14 @@ class ThreadBackend:
             "futures": counts,
             "actors": actors,  # type: ignore[typeddict-item]
             "objects": {"count": 0, "bytes": 0, "spilled": 0},
+            "queued": queue_rows(queued),
         }
 
     def set_output_handler(self, handler: OutputHandler) -> None:
         self._handler = handler  # prints from task threads reach the kernel's streams directly
+
+    def set_group_hook(self, hook: GroupHook | None) -> None:
+        self._group_hook = hook
 
     def output_origin(self, fid: int) -> Origin | None:
         t = self._tasks.get(fid)
@@ -625,8 +646,7 @@ class ThreadBackend:
                         f"the cluster was shut down before future {t.fid} ({t.name}) finished"
                     )
                 )
-        for _ in range(len(self._threads)):  # spare threads may take some of these
-            self._ready.put(None)
+        self._ready.stop(len(self._threads))  # spare threads may take some of these
         for a in self._actors.values():
             a.calls.put(None)
         deadline = time.monotonic() + 1.0

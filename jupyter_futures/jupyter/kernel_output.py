@@ -15,6 +15,13 @@ A write to ``sys.stdout`` from the I/O thread would land in whichever cell runs 
 the router publishes on iopub itself, through the kernel's session (ipykernel's iopub
 socket may be used from any thread).
 
+The same knowledge keeps cells fair: ``attach`` gives the backend a group hook
+(``backend.GroupHook``) that names the running cell's number, so each cell's work is a
+group of its own, and engines serve the groups of equal priority in turn::
+
+    jf.submit(f) in In[7] ── backend: group = running_cell(shell) = 7 ──► the engine's
+    ready queue: In[3]'s million queued tasks and In[7]'s take turns
+
 A front end that executes a notebook top to bottom and saves it (nbconvert --execute,
 papermill, nbclient) stops listening to a cell once the kernel reports it done, so what
 arrives later is lost. There, ``CellWaiter`` holds the cell open instead::
@@ -52,6 +59,17 @@ log = logging.getLogger("jupyter_futures")
 MAX_CELLS = 4096
 MAX_TIDS = 4096
 MAX_NESTING = 8
+
+
+def running_cell(shell: Any) -> int:
+    """The execution count the front end shows for the running cell.
+
+    IPython 9 counts the cell before running it (IPython 8 after), so
+    ``shell.execution_count`` is already the next cell's number there; the running cell's
+    own result object carries its number in both."""
+    running = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    number = getattr(running, "execution_count", None)
+    return number if isinstance(number, int) else int(shell.execution_count)
 
 
 def kernel_shell() -> Any:
@@ -246,9 +264,10 @@ _routers: weakref.WeakKeyDictionary[Any, CellRouter] = weakref.WeakKeyDictionary
 
 
 def attach(client: Client) -> CellRouter | None:
-    """In a Jupyter kernel, send ``client``'s remote output to the submitting cells, hold
-    cells of batch runs open until their output is in (and let the JupyterLab cluster
-    panel connect, see ``labcomm.py``). Outside a kernel, nothing."""
+    """In a Jupyter kernel, send ``client``'s remote output to the submitting cells, make
+    each cell's work a group of its own (its turns, its row in the dashboard), hold cells
+    of batch runs open until their output is in (and let the JupyterLab cluster panel
+    connect, see ``labcomm.py``). Outside a kernel, nothing."""
     router = _routers.get(client)
     if router is not None:
         return router
@@ -259,6 +278,7 @@ def attach(client: Client) -> CellRouter | None:
 
     router = _routers[client] = CellRouter(shell, client)
     client.backend.set_output_handler(router)
+    client.backend.set_group_hook(lambda: running_cell(shell))
     cell_waiter(shell).follow(client)
     register_comm_target(shell)
     return router

@@ -22,7 +22,8 @@ top-level ``await`` runs the cell as a coroutine on the worker.
 
 ``--actor A`` runs the cell with ``call_actor(A, "__jf_run__", run_in_actor, ...)`` in a
 namespace A keeps between cells (a namespace actor is created when A is not an actor
-yet). ``--on F`` runs it where future F's value (or actor F) lives.
+yet). ``--on F`` runs it where future F's value (or actor F) lives. ``--priority N``
+starts it before queued work of lower priority (``submit(priority=)``).
 
 ``%load_ext jupyter_futures`` registers the magics and shows futures and actor handles as
 live widgets; it starts nothing: the cluster starts with ``%futures start`` or the first
@@ -53,7 +54,7 @@ from ..current import current_client_or_none
 from ..errors import FutureTimeoutError, RemoteException, SerializationError
 from ..futures import Future
 from .cell_analysis import CellNames, analyse, kernel_only
-from .kernel_output import attach
+from .kernel_output import attach, running_cell
 from .remote_cell import LAST, CellCode, Namespace, run_cell, run_in_actor, take
 from .tracebacks import install, remember_cell_code, uninstall
 from .widgets.html import nbytes
@@ -218,6 +219,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     @argument("--on", metavar="F", help="run where future F's value (or actor F) lives")
     @argument("--actor", metavar="A", help="run in actor A's namespace (created if A is not an actor)")
     @argument("--retries", type=int, default=0, help="run the cell again up to N times if it raises")
+    @argument("--priority", type=int, default=0, help="start before queued work of lower priority")
     @argument("--no-reconstruct", action="store_true", help="do not re-run the cell to rebuild lost values")
     @argument("--block", action="store_true", help="wait and show the result, as a local cell would")
     @cell_magic
@@ -247,11 +249,12 @@ class FuturesMagics(Magics):  # type: ignore[misc]
                 ("--on", args.on),
                 ("--retries", args.retries),
                 ("--no-reconstruct", args.no_reconstruct),
+                ("--priority", args.priority),
             ):
                 if given:
                     raise UsageError(f"{flag} cannot be combined with --actor: the cell runs in the actor")
         _requirements(args)  # checked before anything is started
-        number = _cell_number(self.shell)
+        number = running_cell(self.shell)
         filename = self.shell.compile.cache(f"%%remote {line}\n{cell}", number)
         try:
             code = compile("\n" + cell, filename, "exec", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
@@ -309,11 +312,15 @@ class FuturesMagics(Magics):  # type: ignore[misc]
                 locality=self._locality(client, args.on) if args.on else None,
                 allow_reconstruction=rebuild,
                 name=f"%%remote In[{number}]",
+                priority=args.priority,
                 **requirements,
             )
+        priority = 0 if args.actor else args.priority  # an actor's calls keep their order
 
         def take_out(key: str, name: str) -> Future[Any]:
-            return client.submit(take, work, key, locality=work, allow_reconstruction=rebuild, name=name)
+            return client.submit(
+                take, work, key, locality=work, allow_reconstruction=rebuild, name=name, priority=priority
+            )
 
         result = take_out(LAST, args.name or f"In[{number}]")
         return work, result, {n: take_out(n, n) for n in assigns}
@@ -401,17 +408,6 @@ class FuturesMagics(Magics):  # type: ignore[misc]
 
 
 TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-
-
-def _cell_number(shell: Any) -> int:
-    """The execution count the front end shows for the running cell.
-
-    IPython 9 counts the cell before running it (IPython 8 after), so
-    ``shell.execution_count`` is already the next cell's number there; the running cell's
-    own result object carries its number in both."""
-    running = getattr(getattr(shell, "displayhook", None), "exec_result", None)
-    number = getattr(running, "execution_count", None)
-    return number if isinstance(number, int) else int(shell.execution_count)
 
 
 def _cell_code(

@@ -245,6 +245,7 @@ class LocalBackend(BaseClient):
         snap["kernel_store"] = {"used": store.used, "capacity": store.capacity, "objects": store.objects}
         snap["cluster"] = self.cluster.id
         snap["engine"] = self.name
+        snap["messages"] = self.cluster.messages_status()
         return cast(ClusterStatus, snap)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:

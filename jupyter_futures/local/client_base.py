@@ -21,7 +21,14 @@ import cloudpickle
 
 from .. import errors
 from ..actors import ActorHandle
-from ..backend import LocalityRequirement, default_output, split_options
+from ..backend import (
+    GroupHook,
+    LocalityRequirement,
+    check_priority,
+    default_output,
+    group_of,
+    split_options,
+)
 from ..current import current_client_or_none, get_client, set_client
 from ..futures import Future, FutureInfo
 from .functions import FunctionCache
@@ -38,9 +45,21 @@ from .serialize import (
     set_handle_factory,
     unpack,
 )
-from .store import POOL_MIN, ObjectStore, map_object, spill_dir_for
+from .store import POOL_MIN, ObjectStore, map_object
 
 T = TypeVar("T")
+REFETCHES = 3  # times a reader has a vanished value rebuilt before it gives up
+REFETCH_TIMEOUT = 600.0  # seconds a reader waits for a vanished value to be rebuilt
+
+
+class _Refetch:
+    """A reader waiting for a value rebuilt because its copy vanished."""
+
+    __slots__ = ("done", "outcome")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Outcome | None = None
 
 
 def exception_from(outcome: Outcome) -> BaseException:
@@ -87,7 +106,6 @@ class BaseClient:
     def __init__(self, cluster_id: str, shm_dir: Path, store: ObjectStore) -> None:
         self.cluster_id = cluster_id
         self.shm_dir = shm_dir
-        self.spill_dir = spill_dir_for(cluster_id)
         self.store = store
         self.functions = FunctionCache(self.put_packed)
         self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
@@ -96,10 +114,12 @@ class BaseClient:
         self._pending: dict[int, Future[Any]] = {}
         self._pins: dict[int, int] = {}
         self._pins_lock = threading.RLock()  # RLock: a Future's __del__ may run inside
+        self._refetching: dict[int, _Refetch] = {}  # settled futures whose copy is being rebuilt
         self._futures_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._id_base = self.proc << 40
         self.output_handler: Callable[[int, str, str], None] = default_output
+        self.group_hook: GroupHook | None = None  # whose work a submit is (backend.GroupHook)
         self.closed = False
         set_handle_factory(self.handle)  # futures unpickled in this process are ours
 
@@ -134,11 +154,19 @@ class BaseClient:
         self._unpin(tid)
 
     def load(self, f: Future[Any], writable: bool) -> Any:
-        """Unpickle ``f``'s value from its inline bytes or its shared-memory mapping."""
+        """Unpickle ``f``'s value from its inline bytes or its shared-memory object.
+
+        An object is mapped here, when it is read, never when its future settles: a
+        future held but not read holds no memory, so a spilled object's pages are not kept
+        alive by this process (the store's capacity bounds what the cluster holds in RAM).
+        The mapping lives as long as the value read from it."""
         name = f" ({f.name})" if f.name else ""
         what = f"the result of future {f.id}{name} in this process"
+        payload = f._payload
+        if isinstance(payload, Outcome):
+            payload = self._map_value(f, payload)
         with handles_from(self.handle):
-            value = unpack(f._payload, writable=writable, what=what)
+            value = unpack(payload, writable=writable, what=what)
         if isinstance(value, ActorHandle) and value._bound is None:
             value._bound = self  # calls go through the client that made the actor
         return value
@@ -174,7 +202,13 @@ class BaseClient:
     # -- resolution -------------------------------------------------------------
     def _on_resolved(self, tid: int, outcome: Outcome) -> None:
         f = self._futures.get(tid)
-        if f is None or f.done():
+        if f is None:
+            return
+        if f.done():  # a value rebuilt because its copy vanished before it was read
+            refetch = self._refetching.get(tid)
+            if refetch is not None:
+                refetch.outcome = outcome
+                refetch.done.set()
             return
         self._resolve_future(f, outcome)
         if f.done():
@@ -182,30 +216,57 @@ class BaseClient:
                 self._pending.pop(tid, None)
 
     def _resolve_future(self, f: Future[Any], outcome: Outcome) -> None:
-        tid = f.id
-        blob: memoryview | bytes | None = None
         exc: BaseException | None = None
+        payload: bytes | Outcome | None = None
         if outcome.status == "ok":
-            if outcome.segment is not None:
-                try:
-                    blob = self._map(tid, outcome)
-                except FileNotFoundError:
-                    self._copy_missing(tid)
-                    return
-            else:
-                blob = outcome.data
+            payload = outcome if outcome.segment is not None else outcome.data  # mapped when read
         elif outcome.status == "error":
             exc = exception_from(outcome)
         where = outcome.where if outcome.where != DRIVER else None
         info = FutureInfo(nbytes=outcome.nbytes, duration=outcome.duration, worker=where)
-        f._settle(payload=blob, exc=exc, cancelled=outcome.status == "cancelled", info=info)
+        f._settle(payload=payload, exc=exc, cancelled=outcome.status == "cancelled", info=info)
+
+    def _map_value(self, f: Future[Any], outcome: Outcome) -> memoryview | bytes:
+        """Map ``f``'s object; if its copy vanished (its worker died), have it rebuilt and
+        wait for the new copy (bounded), as a task whose input vanished does."""
+        for _ in range(REFETCHES):
+            try:
+                return self._map(f.id, outcome)
+            except FileNotFoundError:
+                outcome = self._refetch(f)
+                if outcome.segment is None:
+                    assert outcome.data is not None
+                    return outcome.data
+        raise errors.ObjectLost(f"the copy of future {f.id}'s value vanished {REFETCHES} times in a row")
+
+    def _refetch(self, f: Future[Any]) -> Outcome:
+        tid = f.id
+        with self._futures_lock:
+            refetch = self._refetching.setdefault(tid, _Refetch())
+        try:
+            self._copy_missing(tid)
+            with self.waiting():
+                if not refetch.done.wait(REFETCH_TIMEOUT):
+                    raise errors.ObjectLost(
+                        f"the copy of future {tid}'s value vanished (its worker died) and was not "
+                        f"rebuilt within {REFETCH_TIMEOUT:.0f} s"
+                    )
+        finally:
+            with self._futures_lock:
+                self._refetching.pop(tid, None)
+        outcome = refetch.outcome
+        assert outcome is not None
+        if outcome.status != "ok":
+            raise exception_from(outcome)
+        f._payload = outcome
+        return outcome
 
     def _map(self, tid: int, outcome: Outcome) -> memoryview:
         assert outcome.segment is not None
         if outcome.segment in self.store:
             view = self.store.view(outcome.segment)
         else:
-            view = map_object(self.shm_dir, self.spill_dir, outcome.segment)
+            view = map_object(self.store.obj_dir, self.store.spill_dir, outcome.segment)
         self.pin_mapping(tid, view.obj)
         return view
 
@@ -228,7 +289,8 @@ class BaseClient:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
         options, kwargs = split_options(kwargs)
-        return self._submit(self._spec("task", fn, args, kwargs, **_task_fields(fn, **options)))
+        fields = _task_fields(fn, **options)
+        return self._submit(self._spec("task", fn, args, kwargs, group=group_of(self.group_hook), **fields))
 
     def submit_many(
         self, fn: Callable[..., T], arg_tuples: list[tuple[Any, ...]], **options: Any
@@ -238,6 +300,7 @@ class BaseClient:
         if not callable(fn):
             raise TypeError(f"map() needs a callable, got {type(fn).__name__}")
         fields = _task_fields(fn, **options)
+        fields["group"] = group_of(self.group_hook)  # one cell's batch: asked once
         prepared = [self._spec("task", fn, args, {}, **fields) for args in arg_tuples]
         futures = [self._new_future(spec.tid, spec.name) for spec, _stored in prepared]
         try:
@@ -303,6 +366,7 @@ class BaseClient:
             max_restarts=_non_negative_int("max_restarts", max_restarts),
             allow_reconstruction=False,
             name=cls.__name__,
+            group=group_of(self.group_hook),
         )
         return self._submit(prepared, actor_id=aid)
 
@@ -322,6 +386,7 @@ class BaseClient:
             method=method,
             allow_reconstruction=False,
             name=f"{cls_name}.{method}",
+            group=group_of(self.group_hook),
         )
         return self._submit(prepared)
 
@@ -329,6 +394,10 @@ class BaseClient:
         """Stop the actor; its pending calls fail with ActorDiedError."""
         self._check_open()
         self._kill_actor(_actor_id(actor)[0])
+
+    def set_group_hook(self, hook: GroupHook | None) -> None:
+        """Tag work submitted from now on with ``hook()``'s group (``backend.GroupHook``)."""
+        self.group_hook = hook
 
     def cancel(self, f: Future[Any]) -> bool:
         if self.closed:
@@ -463,6 +532,7 @@ def _task_fields(
     max_retries: int = 0,
     allow_reconstruction: bool = True,
     name: str | None = None,
+    priority: int = 0,
 ) -> dict[str, Any]:
     """The spec fields of a task from ``submit``'s options, checked."""
     return dict(
@@ -471,6 +541,7 @@ def _task_fields(
         max_retries=_non_negative_int("max_retries", max_retries),
         allow_reconstruction=bool(allow_reconstruction),
         name=name or getattr(fn, "__name__", "task"),
+        priority=check_priority(priority),
     )
 
 

@@ -10,7 +10,8 @@
        │  DONE/HEARTBEAT/SUBMIT...       worker exits (pidfd readable)   releases, ticks
        └─► resolves the kernel's Futures (outside the lock, so callbacks may submit)
     the first workers start as fresh interpreters, side by side; after a worker's death,
-    replacements are forked by a zygote (spawner.py) in milliseconds
+    replacements are forked by a zygote (spawner.py) in milliseconds; a reaper process
+    (reaper.py) kills them and removes the cluster's files if the kernel dies
 
 The scheduler runs in whichever thread brings it an event (the user's for a submit, the
 I/O thread for a result), under one lock: a submitted task reaches its worker from the
@@ -36,12 +37,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import psutil
 import zmq
 
+from ..backend import MessagesStatus
 from ..core.instructions import (
     CallActor,
     CancelTask,
@@ -60,13 +61,13 @@ from ..core.scheduler import SchedulerState
 from . import logs as worker_logs
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
+from .reaper import Reaper
 from .spawner import Spawner, WorkerProcess
 from .store import (
     ClusterLock,
     ObjectStore,
     choose_shm_dir,
     remove_owner_objects,
-    spill_dir_for,
     sweep_dead_clusters,
 )
 from .transport import Inbox, Outbox, ipc_address, make_socket_dir
@@ -76,7 +77,6 @@ Args = ParamSpec("Args")
 R = TypeVar("R")
 
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
-FIRST_SPAWN_WAIT = 5.0  # seconds init waits for its first worker process to exist
 
 
 def worker_env() -> dict[str, str]:
@@ -117,8 +117,11 @@ class LocalCluster:
         self._on_resolve = on_resolve
         self._on_output = on_output
         self.shm_dir = choose_shm_dir(store_capacity * (n_workers + 1))
+        # First, before anything of the cluster exists: a kernel killed from now on, even
+        # before its first worker is up, leaves nothing (reaper.py). Not waited for.
+        self._reaper = Reaper(self.id, self.shm_dir)
         sweep_dead_clusters(self.shm_dir)
-        self._lock_file = ClusterLock(self.shm_dir, self.id)
+        self._lock_file = ClusterLock(self.shm_dir, self.id)  # and the private object directory
         self.sock_dir = make_socket_dir(self.id)
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.inbox = Inbox(self.ctx, ipc_address(self.sock_dir, "scheduler"), self.codec)
@@ -127,13 +130,12 @@ class LocalCluster:
         self.lock = threading.Lock()
         self.outboxes: dict[int, Outbox] = {}
         self.procs: dict[int, WorkerProcess] = {}
-        self._spawner = Spawner(use_zygote=use_zygote)
+        self._spawner = Spawner(use_zygote=use_zygote, watch=self._reaper.watch)
         self._pidfds: dict[int, int] = {}
         self._next_wid = 1
         self._releases: deque[int] = deque()
         self._spawns: deque[int] = deque()
         self._stop_when_started: set[int] = set()  # retired before their outbox existed
-        self._first_spawned = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._woken = False
@@ -143,6 +145,7 @@ class LocalCluster:
         self.workers_changed = threading.Event()
         self._workers_gone = threading.Event()
         self._loop_stopped = threading.Event()
+        self.housekeeping_errors: dict[str, int] = {}  # what the I/O thread went on after
         now = time.monotonic()
         with self.lock:
             for _ in range(n_workers):
@@ -151,10 +154,6 @@ class LocalCluster:
                 self._spawns.append(wid)
         self._thread = threading.Thread(target=self._loop, name="jupyter-futures-io", daemon=True)
         self._thread.start()
-        # Once a worker process exists, a kernel killed from now on leaves nothing behind:
-        # the worker sweeps the dead cluster's lock and directories (worker/process.py).
-        # Before that, nothing would; the wait is the first fork, a few milliseconds.
-        self._first_spawned.wait(FIRST_SPAWN_WAIT)
 
     # -- calls from user threads ------------------------------------------------------
     def call(self, event: Callable[Args, list[Instruction]], *args: Args.args, **kwargs: Args.kwargs) -> None:
@@ -378,9 +377,12 @@ class LocalCluster:
             if box is not None:
                 box.close()
             resolves = self._execute(self.state.worker_died(wid, code, time.monotonic()))
-        remove_owner_objects(self.shm_dir, self.id, f"w{wid}", keep=self.store)
         self.workers_changed.set()
         self._deliver(resolves)
+        try:  # last: whatever it meets, the futures above are settled already
+            remove_owner_objects(self.store.obj_dir, self.store.spill_dir, f"w{wid}", keep=self.store)
+        except Exception as exc:
+            self._failed("removing a dead worker's objects", exc)
 
     # -- the I/O thread ---------------------------------------------------------------
     def _loop(self) -> None:
@@ -390,41 +392,55 @@ class LocalCluster:
         registered: set[int] = set()
         next_tick = time.monotonic() + TICK
         while not self.closing:
-            while self._spawns:
-                try:
-                    self._spawn(self._spawns.popleft())
-                finally:
-                    self._first_spawned.set()
-            for fd in set(self._pidfds.values()) - registered:
-                poller.register(fd, zmq.POLLIN)
-                registered.add(fd)
-            timeout = max(0.0, next_tick - time.monotonic())
-            events = dict(poller.poll(int(timeout * 1000)))
-            if self.closing:
-                break
-            if self._wake_r in events:
-                os.read(self._wake_r, 4096)
-                self._woken = False
-            if self.inbox.sock in events:
-                self._handle(self.inbox.drain())
-            for wid, fd in list(self._pidfds.items()):
-                if fd in events:
-                    poller.unregister(fd)
-                    registered.discard(fd)
-                    self._reap(wid)
-            if not self._pidfds:
-                for wid, proc in list(self.procs.items()):
-                    if proc.poll() is not None:
-                        self._reap(wid)
-            now = time.monotonic()
-            if self._releases:
-                self.call(lambda: [])
-            if now >= next_tick:
-                next_tick = now + TICK
-                self.call(self.state.tick, now)
+            try:
+                next_tick = self._step(poller, registered, next_tick)
+            except Exception as exc:
+                # This thread resolves every future: nothing it meets in housekeeping (a
+                # file it may not remove, a worker it cannot start) may end it.
+                self._failed("the cluster's I/O thread", exc)
         # Stay alive (the workers' parent-death anchor) until shutdown has stopped them.
         self._loop_stopped.set()
         self._workers_gone.wait(SHUTDOWN_WAIT)
+
+    def _step(self, poller: zmq.Poller, registered: set[int], next_tick: float) -> float:
+        """One pass of the I/O thread: start workers, wait for an event, handle it."""
+        while self._spawns:
+            self._spawn(self._spawns.popleft())
+        for fd in set(self._pidfds.values()) - registered:
+            poller.register(fd, zmq.POLLIN)
+            registered.add(fd)
+        timeout = max(0.0, next_tick - time.monotonic())
+        events = dict(poller.poll(int(timeout * 1000)))
+        if self.closing:
+            return next_tick
+        if self._wake_r in events:
+            os.read(self._wake_r, 4096)
+            self._woken = False
+        if self.inbox.sock in events:
+            self._handle(self.inbox.drain())
+        for wid, fd in list(self._pidfds.items()):
+            if fd in events:
+                poller.unregister(fd)
+                registered.discard(fd)
+                self._reap(wid)
+        if not self._pidfds:
+            for wid, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self._reap(wid)
+        now = time.monotonic()
+        if self._releases:
+            self.call(lambda: [])
+        if now >= next_tick:
+            next_tick = now + TICK
+            self.call(self.state.tick, now)
+        return next_tick
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        """Log an error of housekeeping once per kind (with its traceback), then count it."""
+        key = f"{where}: {type(exc).__name__}"
+        self.housekeeping_errors[key] = self.housekeeping_errors.get(key, 0) + 1
+        if self.housekeeping_errors[key] == 1:
+            log.error("%s went on after an error (logged once): %r", where, exc, exc_info=exc)
 
     def _handle(self, msgs: list[tuple[Any, ...]]) -> None:
         now = time.monotonic()
@@ -435,8 +451,8 @@ class LocalCluster:
             for msg in msgs:
                 try:
                     resolves += self._handle_one(msg, now, outputs)
-                except Exception:
-                    log.exception("while handling %s", P.KIND_NAMES.get(msg[0], msg[0]))
+                except Exception as exc:
+                    self.inbox.verifier.reject(msg, exc)
         for _, _wid, tid, stream, text in outputs:
             try:
                 self._on_output(tid, stream, text)
@@ -478,7 +494,7 @@ class LocalCluster:
         elif kind == P.MISSING:
             resolves += self._execute(st.copy_missing(msg[2], now))
         else:
-            log.warning("unexpected message kind %s", P.KIND_NAMES.get(kind, kind))
+            raise ValueError(f"unexpected message kind {P.KIND_NAMES.get(kind, kind)}")
         return resolves
 
     # -- shutdown ---------------------------------------------------------------------
@@ -528,14 +544,35 @@ class LocalCluster:
             self._pidfds.clear()
             self.inbox.close()
             self.ctx.term()
-        self.store.close()
+        try:
+            self.store.close()
+        except OSError as exc:  # what stays is removed with the directory below
+            log.warning("while closing the kernel's object store: %s", exc)
         for wid in [*list(self.procs), 0]:
-            remove_owner_objects(self.shm_dir, self.id, f"w{wid}")
-        sweep_socket_dir(self.sock_dir)
-        shutil.rmtree(spill_dir_for(self.id), ignore_errors=True)
-        self._lock_file.release()
+            try:
+                remove_owner_objects(self.store.obj_dir, self.store.spill_dir, f"w{wid}")
+            except Exception as exc:  # what stays is removed with the directory below
+                self._failed("shutdown", exc)
+        shutil.rmtree(self.sock_dir, ignore_errors=True)  # sockets, logs, spilled objects
+        self._lock_file.release()  # and the object directory
         sweep_dead_clusters(self.shm_dir)
         self.procs.clear()
+        self._reaper.close()  # last: were the kernel killed before, it would finish the job
+
+    def messages_status(self) -> MessagesStatus:
+        """The control frames dropped so far, by the kernel's inbox and every worker's
+        (dead ones' too, as last reported)."""
+        kernel = dict(self.inbox.verifier.dropped_by)
+        by = dict(kernel)
+        workers = 0
+        with self.lock:
+            reports = [w.stats.get("dropped_frames", {}) for w in self.state.workers.values() if w.stats]
+        for report in reports:
+            for reason, n in report.items():
+                by[reason] = by.get(reason, 0) + n
+                workers += n
+        nk = sum(kernel.values())
+        return {"dropped": nk + workers, "dropped_by": by, "kernel": nk, "workers": workers}
 
     def pids(self) -> list[int]:
         # A copy: the I/O thread adds and removes workers meanwhile.
@@ -550,8 +587,3 @@ class LocalCluster:
                 pass
         return out
 
-
-def sweep_socket_dir(path: Path) -> None:
-    for name in os.listdir(path):
-        (path / name).unlink(missing_ok=True)
-    path.rmdir()

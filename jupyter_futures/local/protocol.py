@@ -1,10 +1,12 @@
 """The messages the kernel and the workers exchange, and how they are signed.
 
 A message is a tuple ``(kind, *fields)`` pickled with protocol 5 and sent as one zmq
-frame, ``blake2b(payload, key=key) + payload`` (one frame because each send costs a
-wake-up). Keyed BLAKE2b is a MAC by design (no HMAC construction needed) and twice as fast
-as HMAC-SHA256 here. The signature is checked before the payload is unpickled, so a peer
-without the cluster key cannot make us unpickle anything.
+frame, ``MAC | sender id | sequence number | payload`` (one frame because each send costs
+a wake-up; see :class:`Codec`). Keyed BLAKE2b is a MAC by design (no HMAC construction
+needed) and twice as fast as HMAC-SHA256 here. The MAC and the sequence number are checked
+before the payload is unpickled, so a peer without the cluster key cannot make us unpickle
+anything, and a frame recorded and sent again (by a process of the same user that can
+reach the socket) is dropped.
 
 ::
 
@@ -25,7 +27,11 @@ without the cluster key cannot make us unpickle anything.
 from __future__ import annotations
 
 import hmac
+import logging
 import pickle
+import secrets
+import struct
+import time
 from hashlib import blake2b
 from typing import Any
 
@@ -41,6 +47,9 @@ from ..core.specs import TaskMsg as TaskMsg
 from ..core.specs import TaskSpec as TaskSpec
 from ..core.specs import WorkerStats as WorkerStats
 from ..errors import BadMessageError as SignatureError
+from ..errors import MessageTooLargeError
+
+log = logging.getLogger("jupyter_futures")
 
 # Message kinds (small ints keep the hot messages short).
 HELLO = 1
@@ -70,40 +79,134 @@ KIND_NAMES = {  # DRIVER, imported above, is a process id, not a kind
 
 
 SIG_SIZE = 32
+HEADER = struct.Struct("<8sQ")  # the sender's id, its sequence number
+MAX_FRAME = 256 * 2**20
+"""The largest frame a process accepts (zmq drops the connection of a peer that sends
+more); the sender refuses to send one, with :class:`~jupyter_futures.errors.MessageTooLargeError`.
+Values travel in the object store, so a real message is far smaller: a batch of 64 tasks
+with inline arguments is a few MiB."""
+LOG_EVERY = 60.0  # seconds between two warnings about dropped frames (the first is logged at once)
+
+
+def _destination_key(key: bytes, address: str) -> bytes:
+    """The key a frame to ``address`` is signed with: a frame for one process does not
+    verify at another (a frame captured on its way to one worker cannot be replayed to a
+    new one, which has seen no sequence numbers yet)."""
+    return blake2b(address.encode(), key=key, digest_size=32).digest()
 
 
 class Codec:
-    """Signs and checks messages with the cluster's key (keyed BLAKE2b, 32 bytes)."""
+    """The cluster's key: makes the :class:`Signer` of each outbox and the :class:`Verifier`
+    of each inbox.
 
-    __slots__ = ("_key", "dropped")
+    ::
+
+        frame = MAC(header + payload) | header: sender id (8 random bytes), seq (u64) | payload
+
+    The MAC is keyed BLAKE2b under a key derived for the destination's address. A sender
+    numbers its frames 1, 2, 3 ... on its one ordered pipe; a receiver keeps the last number
+    of each sender and rejects any that does not increase: a replayed, reordered or
+    redirected frame is dropped before anything is unpickled."""
+
+    __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
         if not 16 <= len(key) <= 64:
             raise ValueError("cluster key must be 16 to 64 bytes")
         self._key = key
-        self.dropped = 0
+
+    def signer(self, address: str) -> Signer:
+        return Signer(_destination_key(self._key, address), address)
+
+    def verifier(self, address: str) -> Verifier:
+        return Verifier(_destination_key(self._key, address))
+
+
+class Signer:
+    """One sender's end of one pipe: pickles, numbers and signs its messages.
+
+    ``encode`` pickles (any thread, no lock); ``seal`` numbers and signs, and must be
+    called in the order the frames are sent (the outbox's lock), so numbers increase on
+    the wire."""
+
+    __slots__ = ("_header", "_key", "_seq", "address", "sender")
+
+    def __init__(self, key: bytes, address: str) -> None:
+        self._key = key
+        self.sender = secrets.token_bytes(8)
+        self._seq = 0
+        self.address = address
 
     def encode(self, msg: tuple[Any, ...]) -> bytes:
-        """One frame: the 32-byte signature, then the pickled message."""
         payload = pickle.dumps(msg, protocol=5)
-        return blake2b(payload, key=self._key, digest_size=SIG_SIZE).digest() + payload
+        size = len(payload) + SIG_SIZE + HEADER.size
+        if size > MAX_FRAME:
+            kind = KIND_NAMES.get(msg[0], msg[0]) if msg else "empty"
+            raise MessageTooLargeError(
+                f"a {kind} message of {size / 2**20:.0f} MiB is over the {MAX_FRAME / 2**20:.0f} MiB "
+                "limit of a control message; pass large values as arguments or with jf.put(), "
+                "which go through the object store"
+            )
+        return payload
+
+    def seal(self, payload: bytes) -> bytes:
+        self._seq += 1
+        body = HEADER.pack(self.sender, self._seq) + payload
+        return blake2b(body, key=self._key, digest_size=SIG_SIZE).digest() + body
+
+
+class Verifier:
+    """An inbox's check of every frame: the MAC, then the sender's sequence number, then
+    the unpickling; counts what it drops, by reason, and logs it with a throttle."""
+
+    __slots__ = ("_key", "_last", "_logged_at", "_unlogged", "dropped", "dropped_by", "received")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._last: dict[bytes, int] = {}  # sender id -> the last sequence number accepted
+        self.dropped = 0
+        self.dropped_by: dict[str, int] = {}
+        self.received = 0
+        self._logged_at = -LOG_EVERY
+        self._unlogged = 0
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
-        """Check the signature, then unpickle. Raises SignatureError on any mismatch."""
-        if len(data) <= SIG_SIZE:
-            self.dropped += 1
-            raise SignatureError(f"message too short ({len(data)} bytes)")
-        sig, payload = data[:SIG_SIZE], data[SIG_SIZE:]
-        expected = blake2b(payload, key=self._key, digest_size=SIG_SIZE).digest()
-        if not hmac.compare_digest(sig, expected):
-            self.dropped += 1
-            raise SignatureError("bad signature")
+        """Check a frame, then unpickle it. Raises SignatureError on any mismatch."""
+        self.received += 1
+        if len(data) <= SIG_SIZE + HEADER.size:
+            raise self._drop("short", f"message too short ({len(data)} bytes)")
+        body = memoryview(data)[SIG_SIZE:]
+        expected = blake2b(body, key=self._key, digest_size=SIG_SIZE).digest()
+        if not hmac.compare_digest(data[:SIG_SIZE], expected):
+            raise self._drop("bad signature", "bad signature")
+        sender, seq = HEADER.unpack_from(body)
+        if seq <= self._last.get(sender, 0):
+            raise self._drop("replayed", f"replayed or reordered message (sequence {seq})")
+        self._last[sender] = seq
         try:
-            msg = pickle.loads(payload)
-        except Exception as exc:  # any unpickling failure makes a bad message
-            self.dropped += 1
-            raise SignatureError(f"undecodable message: {exc!r}") from None
+            msg = pickle.loads(body[HEADER.size :])
+        except Exception as exc:  # a signed frame that does not unpickle: a bug, not an attack
+            raise self._drop("undecodable", f"undecodable message: {exc!r}") from None
         if not isinstance(msg, tuple) or not msg or not isinstance(msg[0], int):
-            self.dropped += 1
-            raise SignatureError("malformed message")
+            raise self._drop("malformed", "malformed message")
         return msg
+
+    def reject(self, msg: tuple[Any, ...], exc: BaseException) -> None:
+        """A signed message whose fields its handler could not take (a peer out of step:
+        another version, a bug): dropped as malformed, counted and logged like the rest."""
+        kind = KIND_NAMES.get(msg[0], msg[0])
+        self._drop("malformed", f"a {kind} message its handler could not take: {exc!r}", exc)
+
+    def _drop(self, reason: str, text: str, exc: BaseException | None = None) -> SignatureError:
+        """Count a dropped frame; log the first at once, then one summary per LOG_EVERY
+        seconds (a flood of bad frames must not flood the log, or a notebook's cells)."""
+        self.dropped += 1
+        self.dropped_by[reason] = self.dropped_by.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY:
+            more = f" ({self._unlogged} more dropped since the last warning)" if self._unlogged else ""
+            log.warning("dropped a control message: %s%s", text, more, exc_info=exc)
+            self._logged_at, self._unlogged = now, 0
+        else:
+            self._unlogged += 1
+        return SignatureError(text)

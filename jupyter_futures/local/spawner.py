@@ -12,6 +12,12 @@
 The config carries the cluster's key: it only ever travels through these pipes, never in
 argv or the environment. Exit codes of forked workers come from the zygote, which reaps
 them; their death is noticed, as before, through a pidfd the cluster polls.
+
+Every process started here (fresh worker, zygote, forked worker) is handed at once to
+``watch``, the cluster's reaper (``reaper.py``), which kills it if the kernel dies and
+removes what the cluster left. They also die with their parent by themselves
+(``PR_SET_PDEATHSIG``): the zygote and fresh workers with the kernel, forked workers with
+the zygote.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .logs import open_for_append
@@ -212,8 +219,9 @@ class Spawner:
     first worker death starts the zygote in the background (``prestart``); that worker's
     replacement is a fresh interpreter, every one after it a fork, in milliseconds."""
 
-    def __init__(self, use_zygote: bool = True) -> None:
+    def __init__(self, use_zygote: bool = True, watch: Callable[[int], None] | None = None) -> None:
         self._use_zygote = use_zygote
+        self._watch = watch or (lambda pid: None)  # told every pid at once: the reaper
         self._zygote: Zygote | None = None
         self._zygotes = 0
 
@@ -235,6 +243,8 @@ class Spawner:
         except OSError as exc:
             log.warning("no worker zygote (workers start as fresh interpreters): %s", exc)
             self._use_zygote = False
+            return
+        self._watch(self._zygote.proc.pid)
 
     def start(self, wid: int, config: dict[str, Any], env: dict[str, str], cwd: str) -> WorkerProcess:
         z = self._zygote
@@ -242,12 +252,15 @@ class Spawner:
             try:
                 forked = z.spawn(wid, config, env, cwd)
                 if forked is not None:
+                    self._watch(forked.pid)
                     return forked
             except OSError as exc:
                 if not z.ready:  # it never came up: do not try again
                     self._use_zygote = False
                 log.warning("starting worker %s as a fresh interpreter instead: %s", wid, exc)
-        return _fresh(config, env, cwd)
+        proc = _fresh(config, env, cwd)
+        self._watch(proc.pid)
+        return proc
 
     @property
     def zygote_pid(self) -> int | None:
@@ -284,7 +297,7 @@ def _popen(config: dict[str, Any], env: dict[str, str], cwd: str, log: int) -> s
         close_fds=True,
         # Not in the kernel's process group: signals meant for the kernel (ipykernel's
         # interrupt and shutdown signal the group) must not reach workers. They still
-        # die with the kernel through PR_SET_PDEATHSIG.
+        # die with the kernel: PR_SET_PDEATHSIG, and the reaper.
         start_new_session=True,
     )
     assert proc.stdin is not None

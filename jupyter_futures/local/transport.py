@@ -6,11 +6,12 @@ ordered pipe, and a socket is only ever used for one direction, so any thread ma
 long as it holds the outbox's lock (zmq sockets are not thread-safe by themselves).
 
 The directory is created 0700 so only this user can connect; TCP is never used locally.
+Every frame is signed for its destination and numbered by its sender (protocol.Codec):
+another process of the same user, which can connect, can neither forge nor replay one.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import threading
@@ -19,9 +20,9 @@ from typing import Any
 
 import zmq
 
-from .protocol import Codec, SignatureError
+from .protocol import MAX_FRAME, Codec, SignatureError
 
-log = logging.getLogger("jupyter_futures")
+INBOX_HWM = 100_000  # frames queued per peer in an inbox before they wait in the peer
 
 
 def make_socket_dir(cluster_id: str) -> Path:
@@ -51,26 +52,31 @@ def _configure(sock: zmq.Socket[Any]) -> None:
 
 
 class Outbox:
-    """A PUSH socket to one peer, safe to use from any thread."""
+    """A PUSH socket to one peer, safe to use from any thread.
 
-    __slots__ = ("_codec", "_lock", "_sock", "closed")
+    Messages are pickled in the caller's thread, then numbered, signed and sent under the
+    lock, so their sequence numbers increase in the order they reach the pipe."""
+
+    __slots__ = ("_lock", "_signer", "_sock", "closed")
 
     def __init__(self, ctx: zmq.Context[Any], address: str, codec: Codec) -> None:
         self._sock = ctx.socket(zmq.PUSH)
         _configure(self._sock)
         self._sock.connect(address)
         self._lock = threading.Lock()
-        self._codec = codec
+        self._signer = codec.signer(address)
         self.closed = False
 
     def send(self, msg: tuple[Any, ...]) -> bool:
-        """Send without blocking; False when the peer is gone or the box is closed."""
-        data = self._codec.encode(msg)
+        """Send without blocking; False when the peer is gone or the box is closed.
+
+        Raises MessageTooLargeError for a message over ``protocol.MAX_FRAME``."""
+        payload = self._signer.encode(msg)
         with self._lock:
             if self.closed:
                 return False
             try:
-                self._sock.send(data, flags=zmq.NOBLOCK)
+                self._sock.send(self._signer.seal(payload), flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 return False
         return True
@@ -88,28 +94,37 @@ class Inbox:
     def __init__(self, ctx: zmq.Context[Any], address: str, codec: Codec) -> None:
         self.sock = ctx.socket(zmq.PULL)
         _configure(self.sock)
+        # A peer that sends a larger frame is disconnected by zmq before we read it, and
+        # frames wait in their sender's queue, not ours, past RCVHWM per peer.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self.sock.setsockopt(zmq.RCVHWM, INBOX_HWM)
         self.sock.bind(address)
         self.address = address
-        self._codec = codec
+        self.verifier = codec.verifier(address)
 
     def drain(self, limit: int = 1000) -> list[tuple[Any, ...]]:
         """Every message waiting now (up to ``limit``), signatures checked.
 
-        Messages that fail the check are dropped and counted on the codec.
+        Messages that fail the check are dropped, counted and logged (with a throttle) by
+        the inbox's verifier.
         """
         out: list[tuple[Any, ...]] = []
-        sock, codec = self.sock, self._codec
+        sock, verifier = self.sock, self.verifier
         for _ in range(limit):
             try:
                 data = sock.recv(flags=zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 break
             try:
-                out.append(codec.decode(data))
-            except SignatureError as exc:
-                log.warning("dropped a control message: %s", exc)
+                out.append(verifier.decode(data))
+            except SignatureError:
                 continue
         return out
+
+    @property
+    def dropped(self) -> int:
+        """How many frames this inbox dropped (see ``verifier.dropped_by`` for why)."""
+        return self.verifier.dropped
 
     def close(self) -> None:
         self.sock.close(linger=0)

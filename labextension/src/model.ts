@@ -33,6 +33,21 @@ export interface IActorStatus {
   calls_queued: number;
 }
 
+/** Futures not started yet of one cell (`group`: its number; 0: outside cells) and priority. */
+export interface IQueueStatus {
+  group: number;
+  priority: number;
+  tasks: number;
+}
+
+/** Control frames dropped unread (bad signature, replayed, short, ...), by reason. */
+export interface IMessagesStatus {
+  dropped: number;
+  dropped_by: Record<string, number>;
+  kernel: number;
+  workers: number;
+}
+
 export interface IClusterStatus {
   cluster: string;
   workers: IWorkerStatus[];
@@ -42,6 +57,8 @@ export interface IClusterStatus {
   kernel_store?: { used: number; capacity: number; objects: number };
   engine?: string;
   address?: string;
+  queued?: IQueueStatus[];
+  messages?: IMessagesStatus;
 }
 
 /** Kernel to panel. */

@@ -16,7 +16,15 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { formatBytes, formatPercent, fraction } from './format';
-import { ClusterModel, FUTURE_STATES, IActorStatus, IClusterStatus, IWorkerStatus } from './model';
+import {
+  ClusterModel,
+  FUTURE_STATES,
+  IActorStatus,
+  IClusterStatus,
+  IMessagesStatus,
+  IQueueStatus,
+  IWorkerStatus
+} from './model';
 import { StreamView } from './stream';
 
 type Child = Node | string | null;
@@ -117,6 +125,20 @@ function futuresRow(futures: Record<string, number>): HTMLElement {
   return el('div', 'jf-Cluster-chips', ...chips);
 }
 
+/** Pending work of one cell at one priority: `In[7] · priority 1 · 2,000 pending`. */
+function queueRow(q: IQueueStatus): HTMLElement {
+  const cell = q.group > 0 ? `In[${q.group}]` : 'outside cells';
+  const row = el(
+    'div',
+    'jf-Cluster-rowHead',
+    el('span', 'jf-Cluster-workerName', cell),
+    el('span', 'jf-Cluster-dim', `priority ${q.priority}`),
+    el('span', 'jf-Cluster-badge', `${q.tasks.toLocaleString()} pending`)
+  );
+  row.dataset.group = String(q.group);
+  return row;
+}
+
 function actorRow(a: IActorStatus): HTMLElement {
   const head = el(
     'div',
@@ -129,6 +151,19 @@ function actorRow(a: IActorStatus): HTMLElement {
   const row = el('div', 'jf-Cluster-actor', head, el('div', 'jf-Cluster-dim', calls));
   row.dataset.actorId = String(a.id);
   return row;
+}
+
+/** Control frames dropped unread: a hint that something else talks to the cluster's sockets. */
+function droppedRow(m: IMessagesStatus): HTMLElement {
+  const reasons = Object.entries(m.dropped_by)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${n} ${why}`)
+    .join(', ');
+  return el(
+    'p',
+    'jf-Cluster-dropped',
+    `${m.dropped} dropped (kernel ${m.kernel}, workers ${m.workers}): ${reasons}`
+  );
 }
 
 function section(title: string, ...body: Child[]): HTMLElement {
@@ -146,6 +181,7 @@ function clusterBody(s: IClusterStatus): HTMLElement[] {
         : [el('p', 'jf-Cluster-dim', 'Starting workers…')])
     ),
     section(`Futures (${total})`, futuresRow(s.futures)),
+    ...(s.queued?.length ? [section('Queued by cell', ...s.queued.slice(0, 8).map(queueRow))] : []),
     section(
       `Actors (${s.actors.length})`,
       ...(s.actors.length ? s.actors.map(actorRow) : [el('p', 'jf-Cluster-dim', 'No actors.')])
@@ -158,7 +194,8 @@ function clusterBody(s: IClusterStatus): HTMLElement[] {
         `${s.objects.count} ${store.where}, ${formatBytes(s.objects.bytes)}` +
           (s.objects.spilled ? `, ${formatBytes(s.objects.spilled)} spilled to disk` : '')
       )
-    )
+    ),
+    ...(s.messages?.dropped ? [section('Dropped messages', droppedRow(s.messages))] : [])
   ];
 }
 

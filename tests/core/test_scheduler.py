@@ -796,3 +796,113 @@ def test_a_task_placed_in_a_lent_slot_starts_when_the_slot_is_lent():
     assert set(runs(s.blocked(run[0], 1, 7.0))) == {2}  # task 1 waits on nested work
     assert s.tasks[2].started == 7.0
     assert s.unblocked(run[0], 1, 8.0) == []
+
+
+# -- priorities and turns between groups (cells) ------------------------------------------
+
+
+def test_a_higher_priority_starts_next_without_stopping_what_runs():
+    s = cluster(CPU1)
+    first = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.submit_many([task(t) for t in range(2, 1002)], DRIVER, 0.0)  # a long batch, queued
+    assert runs(s.submit(task(5000, priority=1), DRIVER, 1.0)) == {}  # the slot is taken
+    assert s.snapshot()["queued"] == [
+        {"group": 0, "priority": 1, "tasks": 1},
+        {"group": 0, "priority": 0, "tasks": 1000},
+    ]
+    out = finish(s, first)
+    assert sent(out, CancelTask) == []
+    assert set(runs(out)) == {5000}  # before the 1,000 queued ahead of it
+    assert set(runs(finish(s, runs(out)[5000]))) == {2}  # then the batch, in order
+
+
+def test_a_newer_group_takes_turns_with_an_older_groups_long_queue():
+    s = cluster(CPU1)
+    first = runs(s.submit(task(1, group=3), DRIVER, 0.0))[1]
+    s.submit_many([task(t, group=3) for t in range(2, 1002)], DRIVER, 0.0)  # In[3]'s batch
+    s.submit_many([task(t, group=7) for t in (5000, 5001)], DRIVER, 1.0)  # In[7], later
+    order = []
+    run = first
+    for _ in range(5):
+        started = runs(finish(s, run))
+        [tid] = started
+        order.append(tid)
+        run = started[tid]
+    # In turn, one each: In[7] joins the round behind In[3]'s head and never waits for the rest.
+    assert order == [2, 5000, 3, 5001, 4]
+    assert s.snapshot()["queued"] == [{"group": 3, "priority": 0, "tasks": 997}]
+
+
+def test_urgent_work_of_another_shape_is_placed_before_plain_work():
+    s = cluster({"cpu": 2.0})
+    held = runs(s.submit_many([task(1), task(2)], DRIVER, 0.0))
+    s.submit_many([task(t) for t in range(3, 10)], DRIVER, 0.0)
+    s.submit(task(100, requirements=Requirements(cpu=2), priority=1), DRIVER, 0.0)
+    both = [(tid, msg.attempt, dataclasses.replace(ok(), where=1)) for tid, (_, msg) in held.items()]
+    out = s.done(1, both, 1.0)  # two CPUs free at once: the 2-CPU task first, not two plain ones
+    assert set(runs(out)) == {100}
+
+
+def test_queued_counts_follow_every_way_out_of_the_queue():
+    s = cluster(CPU1)
+    r = runs(s.submit(task(1, group=2), DRIVER, 0.0))
+    s.submit(task(2, 1, group=2), DRIVER, 0.0)  # waits on 1
+    s.submit(task(3, group=4, priority=-1), DRIVER, 0.0)
+    s.submit(task(4, group=4, priority=-1), DRIVER, 0.0)
+    assert s.snapshot()["queued"] == [
+        {"group": 2, "priority": 0, "tasks": 1},
+        {"group": 4, "priority": -1, "tasks": 2},
+    ]
+    s.cancel(3, 1.0)
+    out = finish(s, r[1], error())  # 2 fails upstream
+    assert resolved(out)[2].error_type == UPSTREAM
+    assert set(runs(out)) == {4}  # 3 was cancelled in the queue: skipped, 4 placed
+    assert s.snapshot()["queued"] == [] and s.queued == {}
+
+
+# -- reports that arrive twice or late (found by test_scheduler_simulation.py) --------------
+
+
+def test_a_result_delivered_twice_is_taken_once_and_never_frees_the_value():
+    s = cluster()
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    report = (1, run[1].attempt, dataclasses.replace(ok(segment="seg1"), where=run[0]))
+    assert resolved(s.done(run[0], [report], 1.0))[1].segment == "seg1"
+    again = s.done(run[0], [report], 2.0)  # the same report once more
+    assert again == []  # nothing resolved again, and seg1, the value, is not freed
+    assert s.tasks[1].outcome.segment == "seg1" and s.future_state(1) == "done"
+    assert sent(s.release(DRIVER, [1], 3.0), FreeObjects) == [FreeObjects(run[0], ["seg1"])]
+
+
+def test_an_actors_creation_reported_twice_starts_it_once():
+    s = cluster()
+    s.put(50, ok(segment="held"), DRIVER, 0.0)
+    create = sent(s.submit(actor(1, 100), DRIVER, 0.0), CreateActor)[0]
+    report = (
+        1,
+        create.task.attempt,
+        Outcome(status="ok", data=b"handle", contained=(50,), where=create.worker),
+    )
+    s.done(create.worker, [report], 1.0)
+    assert s.tasks[50].holds == 1  # the handle's value refers to future 50
+    assert s.done(create.worker, [report], 2.0) == []
+    assert s.tasks[50].holds == 1 and s.actors[100].status == "alive"
+
+
+def test_a_value_resolved_as_its_worker_retires_is_said_to_be_in_the_kernel():
+    s = cluster()
+    run = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    s.retire_workers([run[0]], 0.5)
+    out = finish(s, run, ok(segment="seg1"))  # its last task: it hands its objects over now
+    assert sent(out, RetireWorker) == [RetireWorker(run[0], ["seg1"])]
+    assert resolved(out)[1].where == DRIVER  # not the worker that is about to stop
+    assert s.tasks[1].outcome.where == DRIVER
+
+
+def test_locality_to_a_worker_that_could_never_run_the_task_runs_it_elsewhere():
+    s = cluster(CPU1, {"cpu": 1.0, "gpu": 1.0})
+    first = runs(s.submit(task(1), DRIVER, 0.0))[1]
+    assert first[0] == 1
+    finish(s, first, ok(segment="obj"))  # its value lives on worker 1, which has no GPU
+    needs_gpu = task(2, requirements=Requirements(gpu=1), locality=(1, 1))
+    assert runs(s.submit(needs_gpu, DRIVER, 1.0))[2][0] == 2  # not READY for ever

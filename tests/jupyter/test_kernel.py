@@ -268,6 +268,25 @@ def test_remote_cells_carry_the_number_the_front_end_shows(kernel: Kernel) -> No
     assert f"%%remote In[{number + 1}]" not in names, names  # (this cell's may be done and gone)
 
 
+def test_each_cells_work_is_a_group_of_its_own(kernel: Kernel) -> None:
+    older = kernel.execute("many = jf.map(abs, range(100))")
+    kernel.reply(older)
+    newer = kernel.execute("one = jf.submit(abs, -1)")
+    kernel.reply(newer)
+    numbers = [
+        m["content"]["execution_count"]
+        for cell in (older, newer)
+        for m in kernel.of("execute_input")
+        if m["parent_header"]["msg_id"] == cell
+    ]
+    groups = kernel.json(
+        "cl = jf.get_client().backend.cluster\n"
+        "spec = lambda f: cl.query(lambda st: st.tasks[f.id].spec, cl.state)\n"
+        "print(json.dumps([spec(many[0]).group, spec(one).group]))"
+    )
+    assert groups == numbers, (groups, numbers)  # the In[n] beside each cell: their turns
+
+
 def test_interrupting_a_block_cell_reads_as_a_plain_interrupt(kernel: Kernel) -> None:
     blocked = kernel.execute(
         "%%remote --block\nfor i in range(60):\n    print('step', i, flush=True)\n    time.sleep(0.5)\n"
@@ -390,9 +409,9 @@ def test_sigkill_of_the_kernel_ends_its_workers() -> None:
         info = _sigkill(k)
         took, left = gone_within(5, lambda: alive(info["pids"]))
         assert not left, f"workers still running {took:.1f} s after the kernel was killed: {left}"
-        worker_objects = [
-            n for n in leftovers(info["cluster"]) if re.match(rf"jf_{info['cluster']}_w[1-9]", n)
-        ]
+        objects = SHM / f"jf-{info['cluster']}"
+        names = os.listdir(objects) if objects.exists() else []
+        worker_objects = [n for n in names if re.match(r"w[1-9]", n)]
         assert not worker_objects
     finally:
         _forget(k)

@@ -413,6 +413,10 @@ def test_no_reconstruct_and_requirements_reach_the_scheduler(
     assert run_spec.name.startswith("%%remote In[")
     assert run_spec.allow_reconstruction is False and kept.allow_reconstruction is False
     assert run_spec.requirements.cpu == 1 and run_spec.requirements.ram == 1e6
+    run(ip, "%%remote urgent --priority 3\n1")
+    specs = cluster.query(lambda st: {t: s.spec for t, s in st.tasks.items()}, cluster.state)
+    urgent = specs[ip.user_ns["urgent"].id]
+    assert urgent.priority == 3 and specs[urgent.deps[0]].priority == 3  # the cell and its result
 
 
 def test_nested_work_in_a_cell(ip: InteractiveShell) -> None:
@@ -447,6 +451,7 @@ def test_rich_display_in_a_cell(ip: InteractiveShell) -> None:
         ("%%remote --on nowhere\n1", "no variable named nowhere"),
         ("%%remote --on base\n1", "expected a future or an actor handle"),
         ("%%remote --actor ns --on f\n1", "--on cannot be combined with --actor"),
+        ("%%remote --actor ns --priority 1\n1", "--priority cannot be combined with --actor"),
         ("%%remote --actor base\n1", "not an actor handle"),
         ("%%remote --cpu 64\n1", "no worker can ever meet"),
         ("%futures start --bogus", "unrecognized arguments"),

@@ -300,6 +300,26 @@ def test_dashboard_sections_and_variables(client: jf.Client) -> None:
         jf.kill_actor(echo)
 
 
+def test_dashboard_shows_the_work_queued_per_cell_and_priority(client: jf.Client) -> None:
+    cell = [3]
+    client.backend.set_group_hook(lambda: cell[0])  # the running cell, as a kernel's hook says
+    busy = [jf.submit(time.sleep, 0.5) for _ in range(2)]  # both workers
+    older = jf.map(abs, range(50))  # In[3]
+    cell[0] = 4
+    urgent = jf.submit(abs, -1, priority=2)  # In[4]
+    rows = jf.status()["queued"]
+    assert rows[0] == {"group": 4, "priority": 2, "tasks": 1}, rows
+    assert rows[1]["group"] == 3 and rows[1]["priority"] == 0 and rows[1]["tasks"] > 0, rows
+    board = Dashboard(client, {})
+    try:
+        html = board.value
+        assert "Queued" in html and "In[4]" in html and "In[3]" in html
+        assert html.index("In[4]") < html.index("In[3]")  # the higher priority first
+    finally:
+        board.close()
+        jf.wait([*busy, *older, urgent])
+
+
 def test_dashboard_ticks_while_work_runs_and_rests_after(client: jf.Client) -> None:
     board = Dashboard(client, {})
     try:
@@ -367,3 +387,25 @@ def test_ticker_runs_only_while_busy() -> None:
     ticker.wake()
     eventually(lambda: sub.ticks >= 8 and not ticker.running)
     ticker.close()
+
+
+def test_dashboard_shows_dropped_messages_only_when_there_are_some(client: jf.Client) -> None:
+    import zmq
+
+    board = Dashboard(client, {})
+    try:
+        assert "Dropped messages" not in board.value
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PUSH)
+        sock.connect(client.backend.cluster.inbox.address)  # type: ignore[attr-defined]
+        for _ in range(5):
+            sock.send(b"x" * 100)  # no valid signature: dropped unread
+        sock.close(linger=5000)
+        ctx.term()
+        deadline = time.monotonic() + 15
+        while jf.status()["messages"]["dropped"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        board.tick()
+        assert "Dropped messages" in board.value and "5 bad signature" in board.value
+    finally:
+        board.close()

@@ -23,7 +23,6 @@ from conftest import Beacon, assert_clean, signal_beacon
 from test_actors import Counter
 
 import jupyter_futures as jf
-from jupyter_futures.local.store import segment_name
 
 
 def wait_until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -211,7 +210,7 @@ def test_unsigned_messages_are_dropped(client: jf.Client) -> None:
     sock.connect(client.backend.cluster.inbox.address)
     sock.send(b"0" * 32 + b"not a pickle")
     sock.send(b"short")
-    wait_until(lambda: client.backend.cluster.codec.dropped >= 2)
+    wait_until(lambda: client.backend.cluster.inbox.dropped >= 2)
     sock.close(linger=0)
     ctx.term()
     assert jf.submit(abs, -9).result(30) == 9
@@ -222,7 +221,7 @@ def test_private_sockets_and_segments(client: jf.Client) -> None:
     assert stat.S_IMODE(sock_dir.stat().st_mode) == 0o700
     f = jf.submit(make_block, 1)
     f.result(30)
-    segment = client.backend.cluster.shm_dir / client.backend.segment_of(f.id)  # type: ignore[operator]
+    segment = client.backend.cluster.store.obj_dir / client.backend.segment_of(f.id)  # type: ignore[operator]
     assert stat.S_IMODE(segment.stat().st_mode) == 0o600
     for proc in [psutil.Process(), *client.backend.cluster.process_tree()]:
         for conn in proc.net_connections(kind="inet"):
@@ -272,7 +271,7 @@ def test_killed_kernel_leaves_no_workers_and_its_segments_are_swept() -> None:
     # The workers removed their own objects on the way out; a new cluster sweeps the rest.
     with jf.init(n_workers=1) as c:
         assert c.submit(abs, -1).result(30) == 1
-    assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"jf_{cluster}")]
+    assert not [n for n in os.listdir("/dev/shm") if cluster in n]
     assert not (Path(tempfile.gettempdir()) / f"jf-{cluster}").exists()
 
 
@@ -298,7 +297,7 @@ def test_a_kernel_killed_right_after_init_leaves_nothing(sig: int) -> None:
     cluster = out.stdout.split()[0]
 
     def left() -> list[str]:
-        shm = [n for n in os.listdir("/dev/shm") if n.startswith(f"jf_{cluster}")]
+        shm = [n for n in os.listdir("/dev/shm") if cluster in n]
         tmp = [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"jf-{cluster}")]
         return shm + tmp
 
@@ -388,7 +387,7 @@ def test_a_put_right_after_dropping_a_future_writes_over_its_file(client: jf.Cli
     store = client.backend.cluster.store
 
     def inode_of(f: jf.Future[np.ndarray]) -> int:
-        return os.stat(store.shm_dir / segment_name(store.cluster, store.owner, f.id)).st_ino
+        return os.stat(store.obj_dir / client.backend.segment_of(f.id)).st_ino  # type: ignore[operator]
 
     first = jf.put(np.full(1_000_000, 1.0))
     inode = inode_of(first)
@@ -422,3 +421,41 @@ def test_an_actor_keeping_an_input_view_keeps_its_memory(client: jf.Client) -> N
     time.sleep(0.6)
     assert tid in client.backend.cluster.state.tasks  # the actor's worker holds it
     assert keeper.first().result(30) == 3.0
+
+
+def mapped_objects(obj_dir: Path) -> list[str]:
+    """This process's mappings of the cluster's object files (deleted ones included)."""
+    with open("/proc/self/maps") as f:
+        return [line for line in f if str(obj_dir) in line or "/spill/" in line]
+
+
+def test_the_store_capacity_bounds_shared_memory_while_the_kernel_holds_futures() -> None:
+    """Futures held but not read map nothing here, so objects the workers spill free their
+    memory; a value read maps its object for as long as the value lives."""
+    mib = 2**20
+    with jf.init(2, store_capacity=8 * mib) as c:
+        c.wait_for_workers()
+        obj_dir = c.backend.cluster.store.obj_dir  # type: ignore[attr-defined]
+        held = [jf.submit(np.full, mib // 8, float(i)) for i in range(48)]  # 48 MiB through 16
+        jf.wait(held, timeout=60)
+        # In memory: what the stores hold (at most their capacity), and nothing else: no
+        # mapping here keeps the pages of an object that moved to disk.
+        in_memory = sum(p.stat().st_size for p in obj_dir.iterdir())
+        assert in_memory <= 2 * 8 * mib + mib, f"{in_memory / mib:.0f} MiB in memory for 16 MiB of stores"
+        assert mapped_objects(obj_dir) == []
+        wait_until(lambda: jf.status()["objects"]["spilled"] >= 30)  # as the heartbeats tell
+        value = held[0].result(30)
+        assert value[0] == 0.0 and len(mapped_objects(obj_dir)) == 1
+        del value, held[0]  # the value, and the future that keeps what it read
+        assert mapped_objects(obj_dir) == []
+        assert [float(f.result(30)[-1]) for f in held] == [float(i) for i in range(1, 48)]
+
+
+def test_a_value_whose_copy_vanished_before_it_was_read_is_rebuilt(client: jf.Client) -> None:
+    f = jf.submit(np.full, 2**17, 3.0)
+    jf.wait([f], timeout=30)
+    [where] = jf.locality(f)
+    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == where.worker)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: where.worker not in [w["id"] for w in jf.status()["workers"]])
+    assert f.result(30)[0] == 3.0  # read only now: rebuilt from its lineage

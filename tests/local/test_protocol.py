@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import pickle
 from hashlib import blake2b
 from pathlib import Path
@@ -11,22 +12,83 @@ from pathlib import Path
 import pytest
 import zmq
 
+from jupyter_futures.errors import MessageTooLargeError
 from jupyter_futures.local import protocol as P
 from jupyter_futures.local.protocol import Codec, Outcome, Requirements, SignatureError, TaskMsg, TaskSpec
 from jupyter_futures.local.transport import RECONNECT_FIRST_MS, RECONNECT_MAX_MS, Inbox, Outbox, ipc_address
 
 KEY = b"k" * 32
+ADDRESS = "ipc:///tmp/jf-0123456789/w1"
 
 
-def signed(payload: bytes, key: bytes = KEY) -> bytes:
-    return blake2b(payload, key=key, digest_size=32).digest() + payload
+def pair(key: bytes = KEY, address: str = ADDRESS) -> tuple[P.Signer, P.Verifier]:
+    """One sender's end of a pipe, and the receiving inbox's check."""
+    return Codec(key).signer(address), Codec(key).verifier(address)
 
 
-def test_a_frame_is_the_keyed_blake2b_of_its_payload_then_the_payload():
-    data = Codec(KEY).encode((P.SHUTDOWN,))
-    assert data == signed(data[32:])
+def frame(signer: P.Signer, msg: tuple[object, ...]) -> bytes:
+    return signer.seal(signer.encode(msg))
+
+
+def signed(payload: bytes, key: bytes = KEY, seq: int = 1, sender: bytes = b"s" * 8) -> bytes:
+    """A frame made by hand, as the protocol defines it."""
+    body = P.HEADER.pack(sender, seq) + payload
+    dkey = blake2b(ADDRESS.encode(), key=key, digest_size=32).digest()
+    return blake2b(body, key=dkey, digest_size=32).digest() + body
+
+
+def test_a_frame_is_the_keyed_blake2b_of_header_and_payload_under_the_destinations_key():
+    signer, verifier = pair()
+    data = frame(signer, (P.SHUTDOWN,))
+    sender, seq = P.HEADER.unpack_from(data, 32)
+    assert (sender, seq) == (signer.sender, 1)
+    assert data == signed(data[32 + P.HEADER.size :], seq=1, sender=sender)
     with pytest.raises(SignatureError, match="bad signature"):  # an HMAC-SHA256 frame is not ours
-        Codec(KEY).decode(hmac.new(KEY, data[32:], hashlib.sha256).digest() + data[32:])
+        verifier.decode(hmac.new(KEY, data[32:], hashlib.sha256).digest() + data[32:])
+
+
+def test_a_frame_for_one_process_does_not_verify_at_another():
+    signer, _ = pair()
+    _, other = pair(address="ipc:///tmp/jf-0123456789/w2")
+    with pytest.raises(SignatureError, match="bad signature"):
+        other.decode(frame(signer, (P.RUN, [])))
+
+
+def test_a_replayed_or_reordered_frame_is_dropped():
+    signer, verifier = pair()
+    first, second, third = (frame(signer, (P.HEARTBEAT, 1, {"n": i})) for i in range(3))
+    assert verifier.decode(first) == (P.HEARTBEAT, 1, {"n": 0})
+    with pytest.raises(SignatureError, match="replayed"):
+        verifier.decode(first)
+    assert verifier.decode(third) == (P.HEARTBEAT, 1, {"n": 2})  # a gap is allowed
+    with pytest.raises(SignatureError, match="replayed"):
+        verifier.decode(second)  # but nothing older than what was accepted
+    assert verifier.dropped_by == {"replayed": 2}
+
+
+def test_each_sender_is_numbered_on_its_own():
+    (a, verifier), (b, _) = pair(), pair()
+    frames = [frame(a, (P.HEARTBEAT, 1, {})), frame(b, (P.HEARTBEAT, 2, {}))]
+    assert a.sender != b.sender
+    assert [verifier.decode(f)[1] for f in reversed(frames)] == [2, 1]
+
+
+def test_a_message_over_the_frame_limit_is_refused_by_its_sender(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(P, "MAX_FRAME", 4096)
+    signer, _ = pair()
+    with pytest.raises(MessageTooLargeError, match=r"OUTPUT message .* limit"):
+        signer.encode((P.OUTPUT, 1, 2, "stdout", "x" * 5000))
+    assert isinstance(MessageTooLargeError("x"), SignatureError)
+
+
+def test_dropped_frames_are_logged_once_then_summarised(caplog: pytest.LogCaptureFixture):
+    _, verifier = pair()
+    with caplog.at_level(logging.WARNING, logger="jupyter_futures"):
+        for _ in range(1000):
+            with pytest.raises(SignatureError):
+                verifier.decode(b"x" * 100)
+    assert verifier.dropped == verifier.received == 1000
+    assert len(caplog.records) == 1 and "bad signature" in caplog.records[0].getMessage()
 
 
 def test_records_pickle_as_their_fields_in_order():
@@ -47,7 +109,7 @@ def flip(data: bytes, index: int) -> bytes:
 
 
 def test_round_trip_of_a_run_message():
-    codec = Codec(KEY)
+    signer, verifier = pair()
     msg = TaskMsg(
         tid=3,
         attempt=1,
@@ -57,14 +119,14 @@ def test_round_trip_of_a_run_message():
         args=b"a",
         inputs={1: Outcome(status="ok", segment="jf_x_w1_1", nbytes=10, where=1)},
     )
-    data = codec.encode((P.RUN, [msg]))
+    data = frame(signer, (P.RUN, [msg]))
     assert isinstance(data, bytes) and len(data) > 32
-    assert codec.decode(data) == (P.RUN, [msg])
-    assert codec.dropped == 0
+    assert verifier.decode(data) == (P.RUN, [msg])
+    assert verifier.dropped == 0
 
 
 def test_round_trip_of_a_task_spec():
-    codec = Codec(KEY)
+    signer, verifier = pair()
     spec = TaskSpec(
         tid=5,
         kind="task",
@@ -74,88 +136,90 @@ def test_round_trip_of_a_task_spec():
         max_retries=3,
         name="f",
     )
-    assert codec.decode(codec.encode((P.SUBMIT, spec))) == (P.SUBMIT, spec)
+    assert verifier.decode(frame(signer, (P.SUBMIT, spec))) == (P.SUBMIT, spec)
 
 
 def test_peers_with_the_same_key_understand_each_other():
-    assert Codec(KEY).decode(Codec(KEY).encode((P.HEARTBEAT, 1, {}))) == (P.HEARTBEAT, 1, {})
+    signer, verifier = pair()
+    assert verifier.decode(frame(signer, (P.HEARTBEAT, 1, {}))) == (P.HEARTBEAT, 1, {})
 
 
 @pytest.mark.parametrize("index", [0, 10, -1])
 def test_flipped_bit_in_the_payload_is_rejected(index: int):
-    codec = Codec(KEY)
-    data = codec.encode((P.DONE, [(1, 1, Outcome(status="ok"))]))
+    signer, verifier = pair()
+    data = frame(signer, (P.DONE, [(1, 1, Outcome(status="ok"))]))
     sig, payload = data[:32], data[32:]
     with pytest.raises(SignatureError, match="bad signature"):
-        codec.decode(sig + flip(payload, index))
-    assert codec.dropped == 1
+        verifier.decode(sig + flip(payload, index))
+    assert verifier.dropped == 1
 
 
 @pytest.mark.parametrize("index", [0, 31])
 def test_flipped_bit_in_the_signature_is_rejected(index: int):
-    codec = Codec(KEY)
-    data = codec.encode((P.HELLO, 1, 1234, {"cpu": 1.0}))
+    signer, verifier = pair()
+    data = frame(signer, (P.HELLO, 1, 1234, {"cpu": 1.0}))
     sig, payload = data[:32], data[32:]
     with pytest.raises(SignatureError):
-        codec.decode(flip(sig, index) + payload)
-    assert codec.dropped == 1
+        verifier.decode(flip(sig, index) + payload)
+    assert verifier.dropped == 1
 
 
 def test_message_signed_with_another_key_is_rejected():
-    codec = Codec(KEY)
+    _, verifier = pair()
     with pytest.raises(SignatureError):
-        codec.decode(Codec(b"o" * 32).encode((P.SHUTDOWN,)))
-    assert codec.dropped == 1
+        verifier.decode(frame(Codec(b"o" * 32).signer(ADDRESS), (P.SHUTDOWN,)))
+    assert verifier.dropped == 1
 
 
 def test_truncated_signature_is_rejected():
-    codec = Codec(KEY)
-    data = codec.encode((P.SHUTDOWN,))
+    signer, verifier = pair()
+    data = frame(signer, (P.SHUTDOWN,))
     with pytest.raises(SignatureError):
-        codec.decode(data[:16] + data[32:])
+        verifier.decode(data[:16] + data[32:])
 
 
-@pytest.mark.parametrize("size", [0, 1, 32])
-def test_message_too_short_to_hold_a_signature_is_rejected(size: int):
-    codec = Codec(KEY)
-    data = codec.encode((P.SHUTDOWN,))[:size]
+@pytest.mark.parametrize("size", [0, 1, 32, 48])
+def test_message_too_short_to_hold_a_signature_and_header_is_rejected(size: int):
+    signer, verifier = pair()
+    data = frame(signer, (P.SHUTDOWN,))[:size]
     with pytest.raises(SignatureError, match="too short"):
-        codec.decode(data)
-    assert codec.dropped == 1
+        verifier.decode(data)
+    assert verifier.dropped == 1
 
 
 @pytest.mark.parametrize(
     "msg", [["list", 1], "text", (), ("kind", 1), None], ids=["list", "str", "empty", "str-kind", "none"]
 )
 def test_signed_payload_that_is_not_a_message_is_rejected(msg: object):
-    codec = Codec(KEY)
+    _, verifier = pair()
     with pytest.raises(SignatureError, match="malformed"):
-        codec.decode(signed(pickle.dumps(msg, protocol=5)))
-    assert codec.dropped == 1
+        verifier.decode(signed(pickle.dumps(msg, protocol=5)))
+    assert verifier.dropped == 1
 
 
 def test_signed_payload_that_does_not_unpickle_is_rejected():
-    codec = Codec(KEY)
+    _, verifier = pair()
     with pytest.raises(SignatureError, match="undecodable"):
-        codec.decode(signed(b"\x80\x05not a pickle"))
-    assert codec.dropped == 1
+        verifier.decode(signed(b"\x80\x05not a pickle"))
+    assert verifier.dropped == 1
 
 
 def test_dropped_counts_every_rejection():
-    codec = Codec(KEY)
-    good = codec.encode((P.SHUTDOWN,))
-    for data in (good[:32], good[:32] + b"x", signed(pickle.dumps([1]))):
+    signer, verifier = pair()
+    good = frame(signer, (P.SHUTDOWN,))
+    for data in (good[:32], good[:32] + b"x" * 20, signed(pickle.dumps([1]), seq=5)):
         with pytest.raises(SignatureError):
-            codec.decode(data)
-    codec.decode(good)
-    assert codec.dropped == 3
+            verifier.decode(data)
+    verifier.decode(good)
+    assert verifier.dropped == 3
+    assert verifier.dropped_by == {"short": 1, "bad signature": 1, "malformed": 1}
 
 
 @pytest.mark.parametrize("size", [15, 65])
 def test_keys_blake2b_cannot_take_are_refused(size: int):
     with pytest.raises(ValueError, match="16 to 64 bytes"):
         Codec(b"k" * size)
-    assert Codec(b"k" * 16).dropped == Codec(b"k" * 64).dropped == 0
+    Codec(b"k" * 16), Codec(b"k" * 64)
 
 
 def test_message_kinds_are_distinct_and_named():

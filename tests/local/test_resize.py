@@ -40,7 +40,7 @@ def live_ids() -> list[int]:
 def test_scale_up_then_down_keeps_every_value_and_lets_running_work_finish(client: jf.Client) -> None:
     values = [jf.submit(np.full, 2**17, i) for i in range(6)]  # 1 MiB each, in the workers' stores
     jf.wait(values, timeout=30)
-    files = {f.id: os.stat(client.backend.cluster.shm_dir / _segment(client, f)).st_ino for f in values}  # type: ignore[attr-defined]
+    files = {f.id: os.stat(client.backend.cluster.store.obj_dir / _segment(client, f)).st_ino for f in values}  # type: ignore[attr-defined]
     jf.scale(4)
     assert len(live_ids()) == 4
     assert len({pid for _, pid in jf.gather([jf.submit(slow, 0.3, i) for i in range(4)], timeout=30)}) == 4
@@ -54,7 +54,7 @@ def test_scale_up_then_down_keeps_every_value_and_lets_running_work_finish(clien
     assert [v for v, _ in jf.gather(running, timeout=30)] == [0, 1, 2, 3]  # nothing ran twice or failed
     assert all(f.result()[0] == i for i, f in enumerate(values))
     for f in values:  # handed to the kernel's store under the same file: no copy, no rebuild
-        assert os.stat(client.backend.cluster.shm_dir / _segment(client, f)).st_ino == files[f.id]  # type: ignore[attr-defined]
+        assert os.stat(client.backend.cluster.store.obj_dir / _segment(client, f)).st_ino == files[f.id]  # type: ignore[attr-defined]
     gone = before - {w["pid"] for w in jf.status()["workers"]}
     assert len(gone) == 3 and not any(
         psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in gone

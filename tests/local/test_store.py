@@ -11,6 +11,7 @@ import pickle
 import secrets
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +27,11 @@ from jupyter_futures.local.store import (
     ClusterLock,
     ObjectStore,
     choose_shm_dir,
+    cluster_dir,
     fallback_dir,
     map_object,
+    owner_objects,
+    private_tmp_dir,
     remove_owner_objects,
     segment_name,
     spill_dir_for,
@@ -52,14 +56,6 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def remove_cluster_files(directory: Path, cluster: str, keep: str = "") -> None:
-    for name in os.listdir(directory):
-        if name.lstrip(".").startswith(f"jf_{cluster}_") and name != keep:
-            (directory / name).unlink()
-    shutil.rmtree(spill_dir_for(cluster), ignore_errors=True)
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"jf-{cluster}", ignore_errors=True)
-
-
 @pytest.fixture
 def cluster() -> Iterator[str]:
     """A fresh cluster id, locked as a kernel locks its cluster (so no other cluster's
@@ -67,8 +63,8 @@ def cluster() -> Iterator[str]:
     cluster = secrets.token_hex(5)
     lock = ClusterLock(SHM, cluster)
     yield cluster
-    remove_cluster_files(SHM, cluster, keep=lock.path.name)
-    lock.release()
+    lock.release()  # with the cluster's directory
+    shutil.rmtree(private_tmp_dir(cluster), ignore_errors=True)
 
 
 @pytest.fixture
@@ -92,7 +88,7 @@ def store(make_store: Callable[..., ObjectStore]) -> ObjectStore:
 
 
 def where(s: ObjectStore, name: str) -> str:
-    in_shm, in_spill = (s.shm_dir / name).exists(), (s.spill_dir / name).exists()
+    in_shm, in_spill = (s.obj_dir / name).exists(), (s.spill_dir / name).exists()
     assert not (in_shm and in_spill), f"{name} is in both places"
     return "shm" if in_shm else "spill" if in_spill else "nowhere"
 
@@ -102,7 +98,8 @@ def where(s: ObjectStore, name: str) -> str:
 
 def test_put_then_view_round_trips(store: ObjectStore):
     name = store.put(1, payload(7))
-    assert name == segment_name(store.cluster, "w1", 1) == f"jf_{store.cluster}_w1_1"
+    assert name == segment_name("w1", 1, 1) == "w1_1_1"
+    assert store.obj_dir == SHM / f"jf-{store.cluster}" and mode(store.obj_dir) == 0o700
     assert name in store and store.objects == 1
     assert store.used == payload(7).nbytes
     out = unpack(store.view(name))
@@ -111,19 +108,26 @@ def test_put_then_view_round_trips(store: ObjectStore):
 
 def test_object_file_is_readable_by_its_owner_only(store: ObjectStore):
     name = store.put(1, payload(1))
-    assert mode(SHM / name) == 0o600
+    assert mode(store.obj_dir / name) == 0o600
 
 
 def test_another_process_maps_the_object_by_name(store: ObjectStore):
     name = store.put(1, payload(3))
-    assert tag_of(map_object(SHM, spill_dir_for(store.cluster), name)) == 3
+    assert tag_of(map_object(store.obj_dir, spill_dir_for(store.cluster), name)) == 3
 
 
-def test_putting_the_same_id_again_replaces_the_object(store: ObjectStore):
+def test_putting_the_same_id_again_replaces_the_object_under_a_new_name(store: ObjectStore):
     name = store.put(1, payload(1))
-    assert store.put(1, payload(2)) == name
-    assert tag_of(store.view(name)) == 2
+    reader = store.view(name)
+    again = store.put(1, payload(2))
+    assert again != name and where(store, name) == "nowhere"
+    assert tag_of(store.view(again)) == 2 and tag_of(reader) == 1  # never written over
     assert store.objects == 1 and store.used == payload(2).nbytes
+
+
+def test_every_put_has_a_new_name(store: ObjectStore):
+    names = [store.put(1, payload(1)) for _ in range(3)] + [store.put(2, payload(2))]
+    assert len(set(names)) == 4
 
 
 def test_free_removes_the_object(store: ObjectStore):
@@ -132,7 +136,7 @@ def test_free_removes_the_object(store: ObjectStore):
     assert name not in store and where(store, name) == "nowhere"
     assert store.used == 0 and store.objects == 0
     with pytest.raises(FileNotFoundError):
-        map_object(SHM, store.spill_dir, name)
+        map_object(store.obj_dir, store.spill_dir, name)
     store.free(name)  # freeing twice is harmless
 
 
@@ -147,15 +151,15 @@ def test_a_mapping_is_copy_on_write(store: ObjectStore):
     """Objects inside a value are writable in the reader, and no write reaches the store."""
     name = store.put(1, pack_value({"pixels": np.zeros(SIZE, dtype=np.uint8)}))
     view = store.view(name)
-    other = map_object(SHM, store.spill_dir, name)
+    other = map_object(store.obj_dir, store.spill_dir, name)
     assert not view.readonly
     value = unpack(view)
     value["pixels"][:] = 9  # in this process's pages only
     assert int(value["pixels"].sum()) == 9 * SIZE
-    with open(SHM / name, "rb") as f:
+    with open(store.obj_dir / name, "rb") as f:
         assert set(f.read()[-SIZE:]) == {0}  # the store's copy is untouched
     assert int(unpack(other)["pixels"].sum()) == 0  # and so is every other reader's
-    assert int(unpack(map_object(SHM, store.spill_dir, name, populate=True))["pixels"].sum()) == 0
+    assert int(unpack(map_object(store.obj_dir, store.spill_dir, name, populate=True))["pixels"].sum()) == 0
 
 
 def rss_anon() -> int:
@@ -170,7 +174,7 @@ def test_populating_a_mapping_copies_nothing(make_store: Callable[..., ObjectSto
     s = make_store(2 * size)
     name = s.put(1, payload(3, size=size))
     before = rss_anon()
-    view = map_object(SHM, s.spill_dir, name, populate=True)
+    view = map_object(s.obj_dir, s.spill_dir, name, populate=True)
     arr = unpack(view)
     assert int(arr[::4096].sum()) == 3 * len(arr[::4096])  # every page read
     assert rss_anon() - before < size // 4
@@ -179,7 +183,7 @@ def test_populating_a_mapping_copies_nothing(make_store: Callable[..., ObjectSto
 
 def test_an_array_that_is_the_value_stays_read_only(store: ObjectStore):
     name = store.put(1, payload(4, size=2**21))
-    arr = unpack(map_object(SHM, store.spill_dir, name, populate=True))
+    arr = unpack(map_object(store.obj_dir, store.spill_dir, name, populate=True))
     assert not arr.flags.writeable
     with pytest.raises(ValueError):
         arr[0] = 1
@@ -206,7 +210,7 @@ def test_spilled_object_still_reads_back_through_map_object(store: ObjectStore):
     names = [store.put(i, payload(i)) for i in (1, 2, 3, 4, 5)]
     assert store.spilled == 2
     for i, name in enumerate(names, start=1):
-        assert tag_of(map_object(SHM, spill_dir_for(store.cluster), name)) == i
+        assert tag_of(map_object(store.obj_dir, spill_dir_for(store.cluster), name)) == i
 
 
 def test_spill_files_and_directory_are_private(store: ObjectStore):
@@ -223,7 +227,7 @@ def test_view_restores_a_spilled_object(store: ObjectStore):
     assert where(store, names[0]) == "shm"
     assert where(store, names[1]) == "spill"  # made room for it
     assert store.spilled == 1 and store.used <= store.capacity
-    assert mode(SHM / names[0]) == 0o600
+    assert mode(store.obj_dir / names[0]) == 0o600
 
 
 def test_object_larger_than_capacity_goes_straight_to_disk(make_store: Callable[..., ObjectStore]):
@@ -253,27 +257,27 @@ def test_close_removes_every_object(store: ObjectStore):
 def test_map_object_finds_an_object_that_moved(store: ObjectStore):
     name = store.put(1, payload(1))
     spill = spill_dir_for(store.cluster)
-    assert tag_of(map_object(SHM, spill, name)) == 1
+    assert tag_of(map_object(store.obj_dir, spill, name)) == 1
     for i in (2, 3, 4):
         store.put(i, payload(i))
     assert where(store, name) == "spill"
-    assert tag_of(map_object(SHM, spill, name)) == 1
+    assert tag_of(map_object(store.obj_dir, spill, name)) == 1
 
 
 def test_a_preexisting_file_never_stands_in_for_the_value(store: ObjectStore):
     # A file already sitting under the object's name (a leftover, or planted by another
     # user of the shared /dev/shm) must not be what readers get.
-    name = segment_name(store.cluster, "w1", 9)
-    (SHM / name).write_bytes(payload(66).to_bytes())
+    name = segment_name("w1", 9, 1)
+    (store.obj_dir / name).write_bytes(payload(66).to_bytes())
     try:
-        store.put(9, payload(9))
+        assert store.put(9, payload(9)) == name
     except (OSError, ObjectStoreFullError):
         return  # refusing to store it is fine too
-    assert tag_of(map_object(SHM, spill_dir_for(store.cluster), name)) == 9
+    assert tag_of(map_object(store.obj_dir, spill_dir_for(store.cluster), name)) == 9
 
 
 def test_existing_spill_directory_is_made_private(store: ObjectStore):
-    store.spill_dir.mkdir(mode=0o755)
+    store.spill_dir.mkdir(mode=0o755, parents=True)
     os.chmod(store.spill_dir, 0o777)
     try:
         for i in (1, 2, 3, 4):
@@ -288,7 +292,7 @@ def test_remove_owner_objects_removes_one_owners_files(make_store: Callable[...,
     mine, other = make_store(payload(0).nbytes, "w1"), make_store(payload(0).nbytes, "w2")
     mine_names = [mine.put(i, payload(i)) for i in (1, 2)]  # one of them spilled
     kept = other.put(1, payload(9))
-    assert remove_owner_objects(SHM, mine.cluster, "w1") == 2
+    assert remove_owner_objects(mine.obj_dir, mine.spill_dir, "w1") == 2
     assert [where(mine, n) for n in mine_names] == ["nowhere", "nowhere"]
     assert where(other, kept) == "shm"
 
@@ -309,18 +313,18 @@ def fake_shm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def leftovers_of(directory: Path, cluster: str) -> list[Path]:
     """Make the files and directories a crashed cluster leaves behind; returns them all."""
-    files = [
-        directory / f"jf_{cluster}_w1_5",
-        directory / f"jf_{cluster}_w0_6",
-        directory / f".jf_{cluster}_w1_7.tmp",
-    ]
+    objects = cluster_dir(directory, cluster)
+    objects.mkdir(mode=0o700, exist_ok=True)
+    files = [objects / "w1_5_1", objects / "w0_6_2", objects / ".w1_7_3.tmp"]
     for f in files:
         f.write_bytes(b"x")
-    dirs = [spill_dir_for(cluster), Path(tempfile.gettempdir()) / f"jf-{cluster}"]
-    for d in dirs:
-        d.mkdir(mode=0o700)
-        (d / "inside").write_bytes(b"x")
-    return files + dirs
+    tmp = private_tmp_dir(cluster)
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    dirs = [spill_dir_for(cluster), tmp]
+    spill_dir_for(cluster).mkdir(mode=0o700, exist_ok=True)
+    (spill_dir_for(cluster) / "w1_8_4").write_bytes(b"x")
+    (tmp / "scheduler").write_bytes(b"x")
+    return [*files, objects, *dirs]
 
 
 def test_sweep_removes_a_dead_clusters_leftovers(fake_shm: Path):
@@ -333,7 +337,7 @@ def test_sweep_removes_a_dead_clusters_leftovers(fake_shm: Path):
 def test_sweep_removes_a_cluster_whose_lock_file_is_not_held(fake_shm: Path):
     dead = secrets.token_hex(5)
     paths = leftovers_of(fake_shm, dead)
-    lock = fake_shm / f"jf_{dead}.lock"
+    lock = cluster_dir(fake_shm, dead) / "lock"
     lock.write_bytes(b"")  # its kernel was killed: the file stays, the flock went with it
     assert sweep_dead_clusters(fake_shm) == [dead]
     assert not lock.exists()
@@ -342,11 +346,10 @@ def test_sweep_removes_a_cluster_whose_lock_file_is_not_held(fake_shm: Path):
 
 def test_sweep_removes_directories_a_dead_cluster_left_in_tmp(fake_shm: Path):
     dead = secrets.token_hex(5)
-    dirs = leftovers_of(fake_shm, dead)[3:]
-    for name in os.listdir(fake_shm):
-        (fake_shm / name).unlink()
+    paths = leftovers_of(fake_shm, dead)
+    shutil.rmtree(cluster_dir(fake_shm, dead))
     assert sweep_dead_clusters(fake_shm) == [dead]
-    assert not any(d.exists() for d in dirs)
+    assert not any(p.exists() for p in paths)
 
 
 def test_sweep_keeps_a_live_clusters_files(fake_shm: Path):
@@ -363,9 +366,10 @@ def test_sweep_keeps_a_live_clusters_files(fake_shm: Path):
 
 
 def test_sweep_leaves_unrelated_files_alone(fake_shm: Path):
-    others = [fake_shm / "jf_notacluster", fake_shm / "jf_XYZ123_w1_1", fake_shm / "other_file"]
+    names = ["jf_notacluster", "jf-XYZ123", "other_file", "jf-abcdef01"]
+    others = [fake_shm / name for name in names]
     for f in others:
-        f.write_bytes(b"x")
+        f.write_bytes(b"x")  # a file under a cluster's name is not a cluster directory
     unrelated_dir = Path(tempfile.gettempdir()) / "jf-bench-results"
     unrelated_dir.mkdir()
     assert sweep_dead_clusters(fake_shm) == []
@@ -394,7 +398,7 @@ def test_sweep_spares_a_live_cluster_that_keeps_its_objects_elsewhere(fake_shm: 
     live = secrets.token_hex(5)
     lock = ClusterLock(fallback, live)
     try:
-        sockets_and_spill = leftovers_of(fallback, live)[3:]
+        sockets_and_spill = leftovers_of(fallback, live)[4:]
         sweep_dead_clusters(fake_shm)
         assert [d for d in sockets_and_spill if not d.exists()] == []
     finally:
@@ -404,14 +408,37 @@ def test_sweep_spares_a_live_cluster_that_keeps_its_objects_elsewhere(fake_shm: 
 def test_released_lock_lets_the_cluster_be_swept(fake_shm: Path):
     cluster = secrets.token_hex(5)
     lock = ClusterLock(fake_shm, cluster)
-    assert mode(lock.path) == 0o600
+    assert mode(lock.path) == 0o600 and mode(lock.dir) == 0o700
     paths = leftovers_of(fake_shm, cluster)
     assert sweep_dead_clusters(fake_shm) == []
     lock.release()
-    assert not lock.path.exists()
+    assert not lock.path.exists() and not lock.dir.exists()
     assert sweep_dead_clusters(fake_shm) == [cluster]
     assert [p for p in paths if p.exists()] == []
     lock.release()  # releasing twice is harmless
+
+
+def test_a_cluster_directory_appears_locked(fake_shm: Path):
+    """Made under a staging name and renamed into place: a sweep never sees it unlocked,
+    and a directory already under the name (made by someone else) is never adopted."""
+    cluster = secrets.token_hex(5)
+    lock = ClusterLock(fake_shm, cluster)
+    try:
+        assert [n for n in os.listdir(fake_shm) if n.startswith(".")] == []
+        with pytest.raises(OSError):
+            ClusterLock(fake_shm, cluster)
+    finally:
+        lock.release()
+
+
+def test_a_half_made_cluster_directory_is_swept_once_old(fake_shm: Path):
+    staging = fake_shm / ".jf-staging-0123456789"
+    staging.mkdir(mode=0o700)
+    sweep_dead_clusters(fake_shm)
+    assert staging.exists()  # it may be being made now
+    os.utime(staging, (0, 0))
+    sweep_dead_clusters(fake_shm)
+    assert not staging.exists()
 
 
 # -- choosing the directory -----------------------------------------------------------------
@@ -465,15 +492,15 @@ def test_freed_large_objects_are_recycled(make_store: Callable[..., ObjectStore]
     first = store.put(1, big)
     store.free(first)
     assert store.pool_bytes >= 3 * 2**20
-    pooled = [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_") and "free" in n]
+    pooled = [n for n in os.listdir(store.obj_dir) if "free" in n]
     assert len(pooled) == 1
     second = store.put(2, Packed(b"other", [pickle.PickleBuffer(bytearray(b"x" * (3 * 2**20)))], []))
     assert store.pool_bytes == 0
-    assert not (store.shm_dir / pooled[0]).exists()  # the same file, renamed and rewritten
-    blob = map_object(store.shm_dir, store.spill_dir, second)
+    assert not (store.obj_dir / pooled[0]).exists()  # the same file, renamed and rewritten
+    blob = map_object(store.obj_dir, store.spill_dir, second)
     assert bytes(blob[-3:]) == b"xxx"
     store.close()
-    assert not [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_")]
+    assert os.listdir(store.obj_dir) == ["lock"]
 
 
 def _mappings_of(inode: int) -> int:
@@ -486,19 +513,19 @@ def test_a_recycled_file_keeps_one_writable_mapping_across_reuses(make_store: Ca
     store = make_store(64 * 2**20)
     mib = 2**20
     name = store.put(1, pack_value(np.full(3 * mib // 8, 1.0)))
-    inode = os.stat(store.shm_dir / name).st_ino
+    inode = os.stat(store.obj_dir / name).st_ino
     for tid, (count, fill) in enumerate([(3 * mib, 2.0), (2 * mib, 3.0), (2 * mib, 4.0)], start=2):
         store.free(name)
         name = store.put(tid, pack_value(np.full(count // 8, fill)))
-        assert os.stat(store.shm_dir / name).st_ino == inode  # the same file, written over
+        assert os.stat(store.obj_dir / name).st_ino == inode  # the same file, written over
         assert _mappings_of(inode) == 1  # the owner's one mapping, kept; never a second
-        reader = unpack(map_object(store.shm_dir, store.spill_dir, name))
+        reader = unpack(map_object(store.obj_dir, store.spill_dir, name))
         assert reader.shape == (count // 8,) and (reader == fill).all()  # readers see this value
         del reader
     store.free(name)
     store.close()
     assert _mappings_of(inode) == 0 and store.pool_bytes == 0
-    assert not [n for n in os.listdir(store.shm_dir) if n.startswith(f"jf_{store.cluster}_")]
+    assert os.listdir(store.obj_dir) == ["lock"]
 
 
 def test_a_spilled_or_evicted_recycled_object_lets_go_of_its_mapping(make_store: Callable[..., ObjectStore]):
@@ -507,13 +534,13 @@ def test_a_spilled_or_evicted_recycled_object_lets_go_of_its_mapping(make_store:
     first = store.put(1, pack_value(np.ones(3 * 2**20 // 8)))
     store.free(first)
     reused = store.put(2, pack_value(np.full(3 * 2**20 // 8, 2.0)))
-    inode = os.stat(store.shm_dir / reused).st_ino
+    inode = os.stat(store.obj_dir / reused).st_ino
     assert _mappings_of(inode) == 1
     store.put(3, pack_value(np.ones(3 * 2**20 // 8)))
     store.put(4, pack_value(np.ones(3 * 2**20 // 8)))  # no room: the least recently used spills
     assert store.spilled == 1 and reused not in store._mem
     assert _mappings_of(inode) == 0
-    spilled = unpack(map_object(store.shm_dir, store.spill_dir, reused))
+    spilled = unpack(map_object(store.obj_dir, store.spill_dir, reused))
     assert (spilled == 2.0).all()
 
 
@@ -522,3 +549,53 @@ def test_small_objects_are_not_recycled(make_store: Callable[..., ObjectStore]):
     name = store.put(1, Packed(b"tiny", [], []))
     store.free(name)
     assert store.pool_bytes == 0
+
+
+# -- a full disk --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A private 1 MiB file system for the spill directory (a tmpfs, mounted as root)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small file system needs root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir(mode=0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_a_full_disk_fails_the_put_clearly_and_loses_nothing(
+    make_store: Callable[..., ObjectStore], small_disk: Path
+):
+    obj = 400 * 1024  # two fit on the disk, the third does not
+    s = make_store(2 * obj + 4096)
+    s.spill_dir = small_disk / "spill"
+    names = [s.put(i, payload(i, size=obj)) for i in (1, 2, 3, 4)]  # 1 and 2 spill
+    assert [where(s, n) for n in names] == ["spill", "spill", "shm", "shm"]
+    full = r"memory is full .* no object can move to disk .*No space left"
+    with pytest.raises(ObjectStoreFullError, match=full):
+        s.put(5, payload(5, size=obj))
+    assert [tag_of(s.view(n)) for n in names] == [1, 2, 3, 4]  # nothing stored was lost
+    assert [n for n in os.listdir(s.spill_dir) if n.endswith(".tmp")] == []  # no partial file
+    assert s.objects == 4 and s.used <= s.capacity
+    with pytest.raises(ObjectStoreFullError, match="fits neither"):
+        s.put(6, payload(6, size=3 * obj))  # too big for memory, and for the disk
+    assert sorted(os.listdir(s.spill_dir)) == sorted(names[:2])
+    s.free(names[0])
+    assert tag_of(s.view(s.put(5, payload(5, size=obj)))) == 5  # room again: it works
+
+
+def test_owner_objects_lists_one_owners_values_in_memory_and_on_disk(
+    make_store: Callable[..., ObjectStore],
+):
+    mine, other = make_store(payload(0).nbytes, "w1"), make_store(payload(0).nbytes, "w2")
+    names = [mine.put(i, payload(i)) for i in (1, 2, 3)]  # two of them spilled
+    big = mine.put(9, pack_value(np.ones(2**18)))
+    mine.free(big)  # pooled or gone: not a value
+    other.put(1, payload(9))
+    assert sorted(owner_objects(mine.obj_dir, mine.spill_dir, "w1")) == sorted(names)
+    assert len(owner_objects(mine.obj_dir, mine.spill_dir, "w2")) == 1

@@ -9,7 +9,8 @@
             thread ends and the saved snapshot is refreshed; a cell starting wakes it
 
 Sections: per worker CPU %, RSS, store used/capacity as bars, running tasks, actors;
-futures by state, the latest with state and duration, failures with their error; the task
+futures by state, the latest with state and duration, failures with their error; what is
+queued per cell and priority (``status()["queued"]``: cells take turns); the task
 stream (the last 30 s of runs, a lane per worker and per actor: ``task_stream.py``); actors
 with class, worker, calls and their worker's memory; objects, bytes, spilled, and which
 kernel variables hold futures. Above it, Scale (to the number in its field) and Restart
@@ -36,6 +37,7 @@ from .ticker import Tick, Ticker, cell_running
 
 LATEST = 8
 FAILURES = 5
+QUEUES = 8  # rows of the queued-work table
 VARIABLES = 8
 SCAN_LIMIT = 100_000  # elements of a list or dict looked at for futures
 IDLE_TICKS = 2
@@ -130,9 +132,11 @@ class Dashboard(SnapshotWidget):
         parts = [
             self._workers(workers, "managed" if on_dask else "store"),
             self._futures(counts, latest),
+            _queued(st.get("queued") or []),
             _section("Task stream", ts.svg(self.stream, STREAM_WIDTH) + ts.legend(self.stream)),
             self._actors(st["actors"], rss),
             self._store(objects, "in Dask workers' memory" if on_dask else "in shared memory"),
+            _dropped(st.get("messages")),
         ]
         futures = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no futures"
         text = (
@@ -309,6 +313,39 @@ def _futures_in(value: Any) -> list[Future[Any]]:
     if not items or not isinstance(items[0], Future):
         return []
     return [f for f in items[:SCAN_LIMIT] if isinstance(f, Future)]
+
+
+def _queued(rows: list[dict[str, int]]) -> str:
+    """Pending work per cell (a group: the cell that submitted it) and priority, the
+    highest priority first, then the newest cell; equal priorities take turns by cell."""
+    if not rows:
+        return ""
+    shown = [
+        [
+            f"In[{r['group']}]" if r["group"] > 0 else h.dim("outside cells"),
+            str(r["priority"]),
+            f"{r['tasks']:,}",
+        ]
+        for r in rows[:QUEUES]
+    ]
+    more = len(rows) - len(shown)
+    if more > 0:
+        rest = sum(r["tasks"] for r in rows[QUEUES:])
+        shown.append([h.dim(f"{more} more"), "", f"{rest:,}"])
+    return _section("Queued", h.table(["cell", "priority", "pending"], shown))
+
+
+def _dropped(messages: dict[str, Any] | None) -> str:
+    """Control frames the cluster dropped unread (a bad signature, a replay ...): shown only
+    when there are some, as a hint that something else talks to the cluster's sockets."""
+    if not messages or not messages.get("dropped"):
+        return ""
+    reasons = ", ".join(f"{n:,} {why}" for why, n in sorted(messages["dropped_by"].items()) if n)
+    line = (
+        f"{messages['dropped']:,} dropped (kernel {messages['kernel']:,}, "
+        f"workers {messages['workers']:,}): {h.esc(reasons)}"
+    )
+    return _section("Dropped messages", h.dim(line))
 
 
 def _task_name(client: Any, tid: int) -> str:

@@ -48,6 +48,7 @@ _FRAMEWORK_FRAMES = 2
 
 class _Running(threading.local):
     tid: int | None = None
+    group: int = 0
 
 
 _running = _Running()
@@ -56,6 +57,12 @@ _running = _Running()
 def running_task() -> int | None:
     """The task or actor call the calling thread runs; None outside one."""
     return _running.tid
+
+
+def running_group() -> int:
+    """The group (in a kernel, the cell) of the work the calling thread runs: what it
+    submits is of the same group, so a cell's nested work takes its cell's turns."""
+    return _running.group
 
 
 def run(host: TaskHost, msg: TaskMsg, invoke: Invoke, done: Callable[[], bool]) -> None:
@@ -70,7 +77,7 @@ def run(host: TaskHost, msg: TaskMsg, invoke: Invoke, done: Callable[[], bool]) 
         return unpack_args(msg.args, lambda tid: host.input_value(msg.inputs, tid, mapped), what=what)
 
     value = None
-    _running.tid = msg.tid
+    _running.tid, _running.group = msg.tid, msg.group
     start = time.monotonic()
     try:
         try:
@@ -83,7 +90,7 @@ def run(host: TaskHost, msg: TaskMsg, invoke: Invoke, done: Callable[[], bool]) 
         except BaseException as exc:
             outcome = error_outcome(exc, skip_frames=_FRAMEWORK_FRAMES)
         finally:
-            _running.tid = None
+            _running.tid, _running.group = None, 0
         outcome.started = start
         outcome.duration = time.monotonic() - start
         outcome.where = host.wid

@@ -10,12 +10,14 @@
       heartbeat:   RSS, CPU, store use every interval; exits if the kernel is gone
       fds 1 and 2: its log file (logs.py), for what it writes outside tasks: jf.logs()
 
-The key arrives on stdin, never on the command line. The worker asks the kernel (Linux
-``PR_SET_PDEATHSIG``) for SIGTERM when the kernel dies, even by SIGKILL; the SIGTERM
-handler removes its shared-memory objects and exits. The heartbeat thread checks the
-parent too, as a second line. A kernel that dies while its workers are still starting
-(before any of them is up) has its lock and directories swept by them: nothing else of
-the cluster exists then to do it.
+The key arrives on stdin, never on the command line. The worker dies with its parent (the
+kernel, or the zygote, which dies with the kernel): Linux sends it SIGKILL when the parent
+dies, even by SIGKILL (``PR_SET_PDEATHSIG``), so it goes at once whatever it is running. A
+signal handler in Python would wait for the GIL, which a C call in a task can hold for
+minutes. A process killed so removes nothing: the cluster's reaper (``local/reaper.py``)
+removes what the cluster left once its workers are gone, also when the kernel died before
+any of them was up. The heartbeat thread checks the parent too, where Linux's signal is
+not to be had.
 """
 
 from __future__ import annotations
@@ -46,16 +48,15 @@ from .. import protocol as P
 from ..client_base import set_client
 from ..protocol import Codec, Outcome, WorkerStats
 from ..serialize import INLINE_LIMIT, pack_value, unpack
-from ..store import ObjectStore, map_object, spill_dir_for, sweep_dead_clusters
+from ..store import ObjectStore, map_object
 from ..transport import Inbox, Outbox
 from .actors import ActorHost
 from .client import WorkerClient
-from .execute import running_task
+from .execute import running_group, running_task
 from .host import MappedInputs
 from .tasks import Runners
 
 log = logging.getLogger("jupyter_futures.local.worker")
-KERNEL_EXIT_WAIT = 2.0  # seconds a worker waits for a dying kernel to be gone
 BATCH_MAX = 64
 BATCH_AGE = 0.002
 
@@ -66,7 +67,6 @@ class Worker:
         self.cluster: str = config["cluster"]
         self.parent: int = config["parent"]
         self.shm_dir = Path(config["shm_dir"])
-        self.spill_dir = spill_dir_for(self.cluster)
         self.heartbeat_interval: float = config["heartbeat"]
         self.codec = Codec(bytes.fromhex(config["key"]))
         self.ctx: zmq.Context[Any] = zmq.Context()
@@ -82,6 +82,7 @@ class Worker:
         self.client = WorkerClient(
             self.wid, self.cluster, self.shm_dir, self.store, self.outbox, wake=self.wake, slots=self.runners
         )
+        self.client.group_hook = running_group  # nested work takes its parent's turns
         self._batch: list[tuple[int, int, Outcome]] = []
         self._keep: list[Any] = []
         self._batch_started = 0.0
@@ -101,22 +102,17 @@ class Worker:
         self.outbox.send((P.HELLO, self.wid, os.getpid()))
         self.runners.loop()  # the main thread runs tasks until the process exits
 
-    def exit(self, code: int, kernel_dying: bool = False) -> None:
+    def exit(self, code: int) -> None:
         """Remove this worker's objects and leave (threads are daemons).
 
-        The first caller cleans up; a second one (the SIGTERM of the kernel's death and the
-        heartbeat's parent check can both come) waits for it. If the kernel is gone, its
-        own objects, lock and directories are swept too: no other process will.
-
-        ``kernel_dying``: the SIGTERM Linux sends when the kernel's thread that started us
-        ends, which can be before the rest of the kernel has exited and dropped its lock;
-        wait for that (a bounded wait) so the sweep sees the cluster dead."""
+        The first caller cleans up; a second one (SHUTDOWN, a SIGTERM and the heartbeat's
+        parent check may meet) waits for it. What a dead kernel's cluster leaves is the
+        reaper's to remove (``local/reaper.py``), not this worker's."""
         with self._exit_lock:
             if not self._exiting:
                 self._exiting = True
                 with contextlib.suppress(Exception):
                     self.store.close()
-                clean_up_after_kernel(self.parent, self.cluster, self.shm_dir, kernel_dying)
             os._exit(code)
 
     @property
@@ -141,8 +137,8 @@ class Worker:
                 for msg in self.inbox.drain():
                     try:
                         self._handle(msg)
-                    except Exception:
-                        log.exception("worker %s: while handling %s", self.wid, P.KIND_NAMES.get(msg[0]))
+                    except Exception as exc:
+                        self.inbox.verifier.reject(msg, exc)
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         kind = msg[0]
@@ -206,7 +202,7 @@ class Worker:
             if outcome.segment in self.store:
                 blob = self.store.view(outcome.segment)
             else:
-                blob = map_object(self.shm_dir, self.spill_dir, outcome.segment, populate=True)
+                blob = map_object(self.store.obj_dir, self.store.spill_dir, outcome.segment, populate=True)
         except FileNotFoundError:
             raise ObjectLost(f"the copy of input future {tid} is gone (its worker died)") from None
         mapped.append((tid, weakref.ref(blob.obj)))
@@ -296,6 +292,7 @@ class Worker:
             "spilled": store.spilled,
             "objects": store.objects,
             "running": sorted(self.runners.threads_of),
+            "dropped_frames": dict(self.inbox.verifier.dropped_by),
         }
 
 
@@ -308,32 +305,22 @@ def use_sys_path(entries: list[str]) -> None:
 
 
 def parent_alive(parent: int) -> bool:
+    """Whether the process that started us is still there (an orphan is re-parented)."""
     return os.getppid() == parent
 
 
-def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
     """Ask Linux to send ``sig`` when the parent (the kernel, or the zygote) dies, by
-    SIGKILL too; False if it is gone already (it died before we asked)."""
+    SIGKILL too; False if it is gone already (it died before we asked).
+
+    SIGKILL, not a signal handled in Python: a handler runs only once the main thread gets
+    the GIL, and a task's C call (a regex backtracking on a runner thread, say) may hold it
+    for minutes. The signal comes when the parent's thread that started us ends: the kernel
+    keeps that one (its I/O thread) until its workers are stopped."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
-    return os.getppid() == parent
-
-
-def clean_up_after_kernel(parent: int, cluster: str, shm_dir: Path, kernel_dying: bool) -> None:
-    """If the kernel is gone, remove what its cluster left (its objects, lock and
-    directories): no other process will. ``kernel_dying``: first wait (bounded) for a kernel
-    that is exiting to be gone and to have dropped its lock."""
-    deadline = time.monotonic() + (KERNEL_EXIT_WAIT if kernel_dying else 0.0)
-    while parent_alive(parent) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if parent_alive(parent):
-        return
-    with contextlib.suppress(Exception):
-        for _ in range(int(KERNEL_EXIT_WAIT / 0.02)):
-            if cluster in sweep_dead_clusters(shm_dir):
-                break
-            time.sleep(0.02)  # its lock is not released yet
+    return parent_alive(parent)
 
 
 def main() -> None:
@@ -345,22 +332,17 @@ def main() -> None:
 
 def run(config: dict[str, Any]) -> None:
     """Be a worker until told to stop (started by ``main``, or forked by the zygote)."""
-    parent, cluster, shm_dir = config["parent"], config["cluster"], Path(config["shm_dir"])
-
-    def orphaned(*_: Any) -> None:
-        # The kernel died while this worker was starting, maybe before any worker was up:
-        # its lock and directories are this worker's to remove.
-        clean_up_after_kernel(parent, cluster, shm_dir, kernel_dying=True)
+    if not die_with_parent(config["parent"]):
+        # It died while this worker started, before it could ask: leave at once, having
+        # made nothing. What the cluster left is the reaper's (it waits for no worker
+        # the kernel had no time to tell it about, and needs not: this one makes no file).
         os._exit(1)
-
-    signal.signal(signal.SIGTERM, orphaned)  # until the worker's own handler replaces it
-    if not die_with_parent(parent):
-        orphaned()
     if config.get("log"):  # forked by the zygote: fds 1 and 2 are still the kernel's
         worker_logs.redirect(config["log"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     use_sys_path(config["sys_path"])
     worker = Worker(config)
-    # Ignored once exiting, so the signal cannot cut short the cleanup it asked for.
-    signal.signal(signal.SIGTERM, lambda *_: None if worker.is_exiting else worker.exit(0, kernel_dying=True))
+    # A SIGTERM (someone's ``kill``) removes this worker's objects, as SHUTDOWN does; it is
+    # ignored once exiting, so it cannot cut short the cleanup under way.
+    signal.signal(signal.SIGTERM, lambda *_: None if worker.is_exiting else worker.exit(0))
     worker.run()

@@ -13,8 +13,10 @@ dead worker is replaced at once. The kernel itself is never forked: it has threa
 contexts. Each child gets the kernel's working directory, environment and ``sys.path`` of
 the moment it is asked for, and stdin from ``/dev/null``; its stdout and stderr go to its
 own log file (``local/logs.py``), as a fresh worker's do. The zygote reaps its children through
-pidfds and reports each exit code; it dies with the kernel (``PR_SET_PDEATHSIG``), and its
-workers with it (theirs).
+pidfds and reports each exit code. It dies with the kernel, by SIGKILL
+(``PR_SET_PDEATHSIG``), and its workers with it, by theirs: at once, whatever they run.
+What they leave is the cluster's reaper's to remove (``local/reaper.py``), which the
+kernel tells about each of them too.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def serve(requests: int, reply_fd: int, kernel: int) -> None:
 def main() -> None:
     reply_fd = int(sys.argv[1])
     kernel = os.getppid()
-    if not process.die_with_parent(kernel, signal.SIGKILL):  # its workers then get their SIGTERM
+    if not process.die_with_parent(kernel, signal.SIGKILL):  # and its workers with it: theirs
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel's interrupt is not for us
     serve(sys.stdin.fileno(), reply_fd, kernel)
