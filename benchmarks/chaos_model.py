@@ -8,15 +8,20 @@
 
 Nothing here asks the engine: the soak's record of what ran where and when, and of which
 worker it killed or stopped when, is replayed against the DAG with the engine's documented
-rules for values (a value lives in the store of the worker that made it; it is freed once
-every task that reads it has finished, as the soak's driver holds no future of a stored
-value; an inline value, a float, lives in the kernel and is never lost).
+rules for values (a value lives in the store of the worker that made it, as a file, and
+outlives that worker: the kernel adopts a dead worker's files; it is freed once every task
+that reads it has finished, as the soak's driver holds no future of a stored value; an
+inline value, a float, lives in the kernel and is never lost). ``losses(...,
+values_outlive_workers=False)`` replays the older rule, where a dead worker's values died
+with it, for comparison.
 
 Definitions (the soak's table uses exactly these):
 
 - **execution**: one call of a task function (its ``S`` line), finished or not.
 - **cut short**: an execution on a worker that was killed or stopped before it ended (a
-  stop freezes the process at once; the engine kills it once it has missed its heartbeats).
+  stop freezes the process at once; the engine kills it once it has missed its heartbeats),
+  or that ended less than ``REPORT_WINDOW`` before and ran again: its report died with the
+  worker (a worker sends the results of back-to-back short tasks together).
 - **a death's moment**: its values stay readable (the files exist) until the engine has
   noticed the death. The soak sees that a little late (a pidfd; for a stopped worker, the
   engine's log line), so the death is dated at the first rerun of that worker's work or of
@@ -48,6 +53,7 @@ from pathlib import Path
 from benchmarks.chaos_tasks import Dag
 
 KERNEL = -1  # where an inline value lives: the kernel, which no fault touches
+REPORT_WINDOW = 0.05  # s: a result this close to its worker's death may not have been sent
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,10 @@ def read_executions(path: Path) -> tuple[list[Execution], int]:
 class _Replay:
     """The values of the DAG as the run goes: where each lives, what runs, what is owed."""
 
-    def __init__(self, dag: Dag, executions: list[Execution]) -> None:
+    def __init__(self, dag: Dag, executions: list[Execution], values_outlive_workers: bool = True) -> None:
         self.dag = dag
+        self.outlive = values_outlive_workers
+        self.last_ends: defaultdict[int, list[tuple[float, str]]] = defaultdict(list)  # pid -> recent
         self.consumers = dag.consumers()
         self.starts: defaultdict[str, list[float]] = defaultdict(list)  # sorted, per task
         for e in sorted(executions, key=lambda e: e.start):
@@ -187,6 +195,10 @@ class _Replay:
 
     def ended(self, e: Execution) -> None:
         self.running[e.key].discard(e.pid)
+        assert e.end is not None
+        recent = self.last_ends[e.pid]
+        recent.append((e.end, e.key))
+        del recent[: max(0, len(recent) - 64)]
         self.stored[e.key] = e.pid if e.key in self.dag.stored else KERNEL
         self.ever_done.add(e.key)
         self.owed.discard(e.key)
@@ -194,14 +206,18 @@ class _Replay:
             if all(self.stored[c] is not None for c in self.consumers[i]):
                 self.stored[i] = None  # every reader has finished: the engine frees it
 
-    def freeze(self, pid: int) -> None:
+    def freeze(self, pid: int, now: float) -> None:
         if pid in self.frozen:
             return
         self.frozen.add(pid)
-        work = {k for k, where in self.stored.items() if where == pid}
+        work = set() if self.outlive else {k for k, where in self.stored.items() if where == pid}
         for k, pids in self.running.items():
             if pid in pids:
                 pids.discard(pid)
+                self.cut_short += 1
+                work.add(k)
+        for t, k in self.last_ends.pop(pid, []):  # finished, but the report may have died
+            if now - t < REPORT_WINDOW and self._next_start(k, now) < math.inf:
                 self.cut_short += 1
                 work.add(k)
         stack = list(work)  # and its lineage: a rebuild reruns inputs first
@@ -213,12 +229,14 @@ class _Replay:
         self.doomed[pid] = work
 
     def gone(self, pid: int, now: float) -> None:
-        self.freeze(pid)
+        self.freeze(pid, now)
         if self.doomed.pop(pid, None) is None:
             return  # dated already, by a rerun of its work
         lost = {k for k, where in self.stored.items() if where == pid}
         for k in lost:
-            self.stored[k] = None
+            self.stored[k] = KERNEL if self.outlive else None
+        if self.outlive:
+            lost = set()
         required = self._required(lost, now)
         needed = lost & required
         self.values_lost += len(needed)
@@ -260,7 +278,13 @@ class _Replay:
         return required
 
 
-def losses(dag: Dag, executions: list[Execution], deaths: list[Death], malformed: int = 0) -> Losses:
+def losses(
+    dag: Dag,
+    executions: list[Execution],
+    deaths: list[Death],
+    malformed: int = 0,
+    values_outlive_workers: bool = True,
+) -> Losses:
     """Replay the run (see the module docstring for what each figure means)."""
     events: list[tuple[float, int, int]] = []  # (time, order at equal times, index)
     for i, e in enumerate(executions):
@@ -271,14 +295,14 @@ def losses(dag: Dag, executions: list[Execution], deaths: list[Death], malformed
         events.append((d.frozen, 2, j))
         events.append((d.gone, 3, j))
     events.sort()
-    replay = _Replay(dag, executions)
+    replay = _Replay(dag, executions, values_outlive_workers)
     for t, order, idx in events:
         if order == 0:
             replay.started(executions[idx])
         elif order == 1:
             replay.ended(executions[idx])
         elif order == 2:
-            replay.freeze(deaths[idx].pid)
+            replay.freeze(deaths[idx].pid, t)
         else:
             replay.gone(deaths[idx].pid, t)
 

@@ -73,7 +73,8 @@ def test_a_lost_value_that_is_still_needed_costs_its_freed_inputs_too() -> None:
     execs = clean_run()
     execs[4] = run("c0", 7, 4.0, 4.5)
     redo = [run("m0", 1, 4.7, 4.8), run("m1", 2, 4.7, 4.8), run("c0", 1, 4.9, 4.95)]
-    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), [Death(7, 4.6, 4.6, "kill")])
+    deaths = [Death(7, 4.6, 4.6, "kill")]
+    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), deaths, values_outlive_workers=False)
     assert (got.cut_short, got.values_lost, got.inputs_rebuilt) == (0, 1, 2)
     assert got.extra == 3 and got.factor == 3.0 and got.factor_over_needed == 1.0
     assert got.max_executions == 2
@@ -101,7 +102,8 @@ def test_a_stopped_worker_cuts_short_at_once_but_its_values_last_until_it_is_kil
     execs[0] = run("m0", 7, 0.0, 0.5)  # stored on 7, read by c0 at 4.0
     execs[1] = run("m1", 7, 1.0, None)  # frozen by the stop at 1.2
     redo = [run("m1", 2, 3.3, 3.5), run("m0", 1, 3.4, 3.6)]  # once the engine killed 7, at 3.2
-    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), [Death(7, 1.2, 3.2, "stop")])
+    deaths = [Death(7, 1.2, 3.2, "stop")]
+    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), deaths, values_outlive_workers=False)
     assert got.cut_short == 1 and got.values_lost == 1  # m0: needed by c0, not started
     assert got.beyond_needed == 0 and got.never_finished == []
 
@@ -121,8 +123,27 @@ def test_a_death_seen_late_is_dated_by_the_first_rerun_of_its_work() -> None:
     execs = clean_run()
     execs[4] = run("c0", 7, 4.0, 4.5)
     redo = [run("m0", 1, 4.62, 4.65), run("m1", 2, 4.62, 4.65), run("c0", 1, 4.7, 4.8)]
-    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), [Death(7, 4.6, 5.0, "kill")])
+    deaths = [Death(7, 4.6, 5.0, "kill")]
+    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), deaths, values_outlive_workers=False)
     assert (got.values_lost, got.inputs_rebuilt, got.beyond_needed) == (1, 2, 0)
+
+
+def test_a_dead_workers_stored_values_outlive_it() -> None:
+    """The engine's rule: c0's file outlives pid 7 (the kernel adopts it): no loss, r0
+    reads it as it is."""
+    execs = clean_run()
+    execs[4] = run("c0", 7, 4.0, 4.5)
+    got = losses(DAG, execs, [Death(7, 4.6, 4.6, "kill")])
+    assert (got.lost, got.inputs_rebuilt, got.extra) == (0, 0, 0)
+
+
+def test_a_result_whose_report_died_with_its_worker_was_cut_short() -> None:
+    """c0 ended on pid 7 just before the kill, and ran again: its report went with 7."""
+    execs = clean_run()
+    execs[4] = run("c0", 7, 4.0, 4.58)
+    redo = [run("c0", 1, 4.7, 4.8)]
+    got = losses(DAG, sorted([*execs, *redo], key=lambda e: e.start), [Death(7, 4.6, 4.6, "kill")])
+    assert (got.cut_short, got.extra, got.beyond_needed) == (1, 1, 0)
 
 
 def test_the_execution_log_pairs_starts_and_ends_per_process(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ class Scheduler(Protocol):
     start_timeout: float
     cancel_grace: float
     max_worker_deaths: int
+    salvage_copies: bool  # a dead worker's stored objects may outlive it (AdoptObjects)
     early_deaths: int  # workers in a row that died before they started
     _satisfiable: set[Any]
     _retiring: set[int]  # workers draining before they stop

@@ -18,6 +18,9 @@ local action, and another engine may map them to its own.
         KillWorker(worker, why)       end the process              SIGKILL
         RetireWorker(worker, handed)  drained: the kernel keeps    the kernel's store adopts them,
                                       its objects, stop it         SHUTDOWN (keep them)
+        AdoptObjects(dead, copies)    a dead worker's objects      the kernel's store adopts the
+                                      outlived it: the kernel's    files it finds; the rest are
+                                                                   reported lost (copies_lost)
         SpawnWorker(replacing)        start a replacement          a new worker process
         NoReplacement(dead, why)      workers keep dying at start  an error in the log
 
@@ -106,6 +109,16 @@ class RetireWorker:
 
 
 @dataclass(slots=True)
+class AdoptObjects:
+    """``dead`` died, and the objects it stored (``copies``: (tid, name)) may have outlived
+    it (a file in shared memory or on disk outlives its process): the kernel takes over
+    those it finds; it reports the others with ``SchedulerState.copies_lost``."""
+
+    dead: int
+    copies: list[tuple[int, str]]
+
+
+@dataclass(slots=True)
 class SpawnWorker:
     """Start a worker to replace ``replacing``, which has died."""
 
@@ -130,6 +143,7 @@ Instruction = (
     | Resolved
     | KillWorker
     | RetireWorker
+    | AdoptObjects
     | SpawnWorker
     | NoReplacement
 )

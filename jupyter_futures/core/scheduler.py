@@ -100,11 +100,15 @@ class SchedulerState:
         start_timeout: float = 60.0,
         cancel_grace: float = 2.0,
         max_worker_deaths: int = 5,
+        salvage_copies: bool = False,
     ) -> None:
         self.heartbeat_timeout = heartbeat_timeout
         self.start_timeout = start_timeout
         self.cancel_grace = cancel_grace
         self.max_worker_deaths = max_worker_deaths
+        # Whether a dead worker's stored objects may outlive it, as files do: the kernel
+        # then adopts them instead of having them rebuilt (worker_deaths.forget_values_on).
+        self.salvage_copies = salvage_copies
         self.early_deaths = 0
         self.tasks: dict[int, TaskState] = {}
         self.workers: dict[int, WorkerState] = {}
@@ -745,6 +749,18 @@ class SchedulerState:
         if w is None or w.status == "dead":
             return []
         worker_deaths.worker_died(self, w, exitcode)
+        return self._flush()
+
+    def copies_lost(self, tids: list[int], now: float) -> list[Instruction]:
+        """Copies an ``AdoptObjects`` named were not found (their files were gone with
+        their worker): those values are LOST, and rebuilt if someone needs them."""
+        self.now = now
+        lost = []
+        for tid in tids:
+            t = self.tasks.get(tid)
+            if t is not None and t.state == DONE and t.outcome is not None and t.outcome.where == DRIVER:
+                lost.append(t)
+        worker_deaths.values_lost(self, lost)
         return self._flush()
 
     def presume_dead_if_silent(self, tid: int, seconds: float, now: float) -> list[Instruction]:

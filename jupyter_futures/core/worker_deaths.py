@@ -6,8 +6,12 @@
                    ─► its assigned work: cancelled ones finish, actor calls fail,
                       tasks go back to the queue (or fail after max_worker_deaths)
                    ─► its actors restart elsewhere or die (actor_rules.worker_lost)
-                   ─► values stored only there are LOST; waiting consumers re-prepare
-                      (which rebuilds them from lineage); what only it held is released
+                   ─► values stored only there: where copies outlive their process
+                      (``salvage_copies``: the local engine's files), the kernel adopts
+                      them (AdoptObjects), and only those it does not find are LOST
+                      (copies_lost); else all are LOST. Consumers of a LOST value waiting
+                      for it re-prepare (which rebuilds it from lineage, once); what only
+                      the dead worker held is released
                    ─► SpawnWorker(wid), or NoReplacement once more than
                       MAX_EARLY_DEATHS workers in a row died before they started
     overdue_workers(now) ─► silent, never started, or ignoring a cancel: to be killed
@@ -28,7 +32,7 @@ import dataclasses
 from ..errors import WorkerDiedException
 from . import actor_rules
 from .host import Scheduler
-from .instructions import NoReplacement, RetireWorker, SpawnWorker
+from .instructions import AdoptObjects, NoReplacement, RetireWorker, SpawnWorker
 from .placement import WorkerState
 from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error
 from .specs import DRIVER
@@ -52,7 +56,8 @@ def worker_died(state: Scheduler, w: WorkerState, exitcode: int | None) -> None:
         why = f"worker {w.wid} (pid {w.pid}) {WorkerDiedException.describe_exit(exitcode)}"
     resubmit_assigned(state, w, why, exitcode, charged=not w.leaving)
     actor_rules.worker_lost(state, w, why, exitcode)
-    forget_values_on(state, w.wid)
+    # A restart asks for fresh workers: what they stored goes with them, by request.
+    forget_values_on(state, w.wid, salvage=state.salvage_copies and w.leaving != "restart")
     if w.leaving == "retire":
         return
     if w.leaving == "restart":
@@ -124,26 +129,39 @@ def _resubmit(state: Scheduler, t: TaskState, why: str, code: int | None, charge
     )
 
 
-def forget_values_on(state: Scheduler, wid: int) -> None:
-    """Values stored only in ``wid`` are LOST, and references it held are dropped.
-
-    A consumer waiting on a lost value is prepared again, which rebuilds the value from its
-    lineage (or fails the consumer); values nobody needs any more are freed."""
+def forget_values_on(state: Scheduler, wid: int, salvage: bool = False) -> None:
+    """Values stored only in ``wid`` are adopted by the kernel (``salvage``: their copies
+    may have outlived the worker) or LOST, and references it held are dropped."""
     lost = []
     orphaned = []
+    salvaged: list[tuple[int, str]] = []
     for t in list(state.tasks.values()):
         if wid in t.holders:
             t.holders.discard(wid)
             orphaned.append(t)
         o = t.outcome
         if t.state == DONE and o is not None and o.where == wid and o.segment is not None:
-            state._drop_value(t, free=False)
-            state._set(t, LOST)
-            lost.append(t)
+            if salvage:  # the kernel's now, if its file is there (else copies_lost says so)
+                t.outcome = dataclasses.replace(o, where=DRIVER)
+                salvaged.append((t.spec.tid, o.segment))
+            else:
+                lost.append(t)
+    if salvaged:
+        state._emit(AdoptObjects(wid, salvaged))
+    values_lost(state, lost)
+    for t in orphaned:
+        state._maybe_free(t)
+
+
+def values_lost(state: Scheduler, lost: list[TaskState]) -> None:
+    """These values' only copies are gone: LOST. A consumer waiting on one is prepared
+    again, which rebuilds it from its lineage, once (or fails the consumer); values
+    nobody needs any more are freed."""
+    for t in lost:
+        state._drop_value(t, free=False)
+        state._set(t, LOST)
     for t in lost:
         _reprepare_consumers(state, t)
-        state._maybe_free(t)
-    for t in orphaned:
         state._maybe_free(t)
 
 

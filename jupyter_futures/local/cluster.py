@@ -44,6 +44,7 @@ import zmq
 
 from ..backend import MessagesStatus
 from ..core.instructions import (
+    AdoptObjects,
     CallActor,
     CancelTask,
     CreateActor,
@@ -126,7 +127,10 @@ class LocalCluster:
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.inbox = Inbox(self.ctx, ipc_address(self.sock_dir, "scheduler"), self.codec)
         self.store = ObjectStore(self.id, "w0", self.shm_dir, store_capacity)
-        self.state = SchedulerState(heartbeat_timeout=heartbeat_timeout, cancel_grace=cancel_grace)
+        # A worker's objects are files: they outlive it, and the kernel adopts them.
+        self.state = SchedulerState(
+            heartbeat_timeout=heartbeat_timeout, cancel_grace=cancel_grace, salvage_copies=True
+        )
         self.lock = threading.Lock()
         self.outboxes: dict[int, Outbox] = {}
         self.procs: dict[int, WorkerProcess] = {}
@@ -283,6 +287,11 @@ class LocalCluster:
                         resolves += self._execute(self.state.worker_died(worker, 0, time.monotonic()))
                     else:  # being started on the I/O thread: told once its outbox exists
                         self._stop_when_started.add(worker)
+                case AdoptObjects(_dead, copies):
+                    found = set(self.store.adopt([name for _, name in copies]))
+                    missing = [tid for tid, name in copies if name not in found]
+                    if missing:  # gone with their worker after all: rebuilt when needed
+                        resolves += self._execute(self.state.copies_lost(missing, time.monotonic()))
                 case SpawnWorker(replacing):
                     self._replace(replacing)
                 case NoReplacement(dead, why):

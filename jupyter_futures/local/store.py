@@ -467,9 +467,11 @@ class ObjectStore:
         elif self._disk.pop(name, None) is not None:
             (self.spill_dir / name).unlink(missing_ok=True)
 
-    def adopt(self, names: list[str]) -> None:
-        """Take over objects another store of this cluster made (a retiring worker's), by
-        name: no copy, the files stay where they are and are this store's to free now."""
+    def adopt(self, names: list[str]) -> list[str]:
+        """Take over objects another store of this cluster made (a retiring or dead
+        worker's), by name: no copy, the files stay where they are and are this store's to
+        free now. Returns the names found (a name whose file is gone is skipped)."""
+        found: list[str] = []
         with self._lock:
             for name in names:
                 for directory, book in ((self.obj_dir, self._mem), (self.spill_dir, self._disk)):
@@ -482,11 +484,13 @@ class ObjectStore:
                     book[name] = size
                     if book is self._mem:
                         self.used += size
+                    found.append(name)
                     break
             try:
                 self._make_room(0)
             except ObjectStoreFullError as exc:
                 log.warning("%s", exc)  # over capacity until something is freed
+        return found
 
     def forget(self, names: list[str]) -> None:
         """Stop keeping ``names`` without removing them (another store adopted them)."""

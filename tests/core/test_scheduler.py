@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import pytest
 
 from jupyter_futures.core.instructions import (
+    AdoptObjects,
     CallActor,
     CancelTask,
     CreateActor,
@@ -288,6 +289,41 @@ def test_worker_death_loses_shared_memory_results_but_not_inline_ones():
     assert s.tasks[1].state == "lost" and s.tasks[2].state == "done"
     assert s.future_state(1) == "done"  # nobody needs it yet: nothing is rebuilt
     assert runs(out) == {} and sent(out, FreeObjects) == []
+
+
+def test_a_dead_workers_copies_are_adopted_by_the_kernel_where_they_outlive_it():
+    s = cluster(salvage_copies=True)
+    r1 = runs(s.submit(task(1), DRIVER, 0.0))
+    assert r1[1][0] == 1
+    finish(s, r1[1], ok(segment="seg1"))
+    pending = s.submit(task(3, 1), DRIVER, 1.0)  # reads 1: placed beside it, on worker 1
+    assert runs(pending)[3][0] == 1
+    out = s.worker_died(1, -9, 2.0)
+    assert sent(out, AdoptObjects) == [AdoptObjects(1, [(1, "seg1")])]
+    assert s.tasks[1].state == "done" and s.tasks[1].outcome.where == DRIVER  # type: ignore[union-attr]
+    again = runs(out)
+    assert set(again) == {3}  # only what was running runs again: nothing is rebuilt
+    assert again[3][1].inputs[1].segment == "seg1" and again[3][1].inputs[1].where == DRIVER
+    assert s.locality(1) == []
+
+
+def test_a_copy_the_kernel_did_not_find_is_lost_and_rebuilt_once_when_needed():
+    s = cluster(salvage_copies=True)
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="seg1"))
+    s.worker_died(1, -9, 1.0)
+    assert s.copies_lost([1], 2.0) == [] and s.tasks[1].state == "lost"
+    assert s.copies_lost([1], 2.5) == []  # reported twice: nothing more
+    out = s.submit(task(2, 1), DRIVER, 3.0)
+    assert set(runs(out)) == {1}  # rebuilt first, once
+    assert set(runs(s.submit(task(3, 1), DRIVER, 3.5))) == set()
+
+
+def test_a_restarted_workers_copies_are_not_adopted():
+    s = cluster(salvage_copies=True)
+    finish(s, runs(s.submit(task(1), DRIVER, 0.0))[1], ok(segment="seg1"))
+    s.restart_workers(1.0)
+    out = s.worker_died(1, -9, 2.0)
+    assert sent(out, AdoptObjects) == [] and s.tasks[1].state == "lost"
 
 
 def test_pending_dependent_rebuilds_a_lost_input_at_once():
@@ -745,6 +781,7 @@ EVENTS = {
     "acquire",
     "release",
     "copy_missing",
+    "copies_lost",
     "cancel",
     "blocked",
     "unblocked",

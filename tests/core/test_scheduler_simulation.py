@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from jupyter_futures.core.instructions import (
+    AdoptObjects,
     CallActor,
     CancelTask,
     CreateActor,
@@ -629,3 +630,42 @@ ClusterSimulation.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_the_scheduler_under_late_reordered_and_duplicated_messages = ClusterSimulation.TestCase
+
+
+class SalvagingClusterSimulation(ClusterSimulation):
+    """The same, where a dead worker's copies outlive it (the local engine's files): the
+    kernel adopts them (AdoptObjects) and finds them all, so nothing of theirs is rebuilt;
+    a restarted worker's are gone with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s.salvage_copies = True
+        self.files: dict[int, set[str]] = {}  # a dead worker's copies, still there
+
+    def _end_process(self, wid: int) -> None:
+        w = self.workers.get(wid)
+        if w is not None and w.alive:
+            self.files[wid] = set(w.objects)
+        super()._end_process(wid)
+
+    def _execute(self, instrs: list[Instruction]) -> None:
+        for ins in instrs:  # one at a time, in order, as the shell does
+            if not isinstance(ins, AdoptObjects):
+                super()._execute([ins])
+                continue
+            names = {name for _, name in ins.copies}
+            left = self.files.get(ins.dead, set())
+            assert names <= left, "adopting what the dead worker never had"
+            left.difference_update(names)
+            self.driver_objects.update(names)
+
+
+SalvagingClusterSimulation.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_the_scheduler_adopting_dead_workers_copies = SalvagingClusterSimulation.TestCase

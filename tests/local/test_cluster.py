@@ -79,13 +79,45 @@ def worker_pid() -> int:
     return os.getpid()
 
 
+def lose_and_kill(client: jf.Client, wid: int) -> int:
+    """Kill worker ``wid`` and lose what it stored with it (its files go first: a SIGKILL
+    alone leaves them, and the kernel would adopt them); returns its pid."""
+    store = client.backend.cluster.store  # type: ignore[attr-defined]
+    for directory in (store.obj_dir, store.spill_dir):
+        for path in directory.glob(f"w{wid}_*") if directory.exists() else []:
+            path.unlink()
+    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == wid)
+    os.kill(pid, signal.SIGKILL)
+    return int(pid)
+
+
+def count_run(path: str, n: int) -> np.ndarray:
+    with open(path, "a") as f:
+        f.write("x")
+    return np.full(n, 1.0)
+
+
+def test_a_killed_workers_values_outlive_it_in_the_kernel(client: jf.Client, tmp_path: Path) -> None:
+    """Its objects are files: the kernel adopts them, nothing is rebuilt."""
+    runs = tmp_path / "runs"
+    made = jf.submit(count_run, str(runs), 200_000)
+    made.result(30)
+    [where] = jf.locality(made)
+    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == where.worker)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: where.worker not in [w["id"] for w in jf.status()["workers"]])
+    assert float(jf.submit(np.sum, made).result(30)) == 200_000.0
+    assert runs.read_text() == "x"  # ran once: the copy was adopted, not rebuilt
+    assert jf.locality(made) == []  # it lives in the kernel now
+    client.wait_for_workers()
+
+
 def test_lost_object_is_rebuilt_from_lineage(client: jf.Client) -> None:
     base = jf.submit(make_block, 2)
     double = jf.submit(np.multiply, base, 2.0)
     assert double.result(30)[0] == 4.0
     holder = jf.locality(double)[0].worker
-    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == holder)
-    os.kill(pid, signal.SIGKILL)
+    lose_and_kill(client, holder)
     wait_until(lambda: holder not in [w["id"] for w in jf.status()["workers"]])
     total = jf.submit(np.sum, double)  # needs double's lost copy: rebuilt first
     assert total.result(30) == 4.0 * 200_000
@@ -98,7 +130,7 @@ def test_locality_runs_beside_the_object_and_follows_a_rebuild(client: jf.Client
     holder_pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == where.worker)
     for _ in range(3):
         assert jf.submit(worker_pid, locality=where).result(30) == holder_pid
-    os.kill(holder_pid, signal.SIGKILL)
+    lose_and_kill(client, where.worker)
     wait_until(lambda: where.worker not in [w["id"] for w in jf.status()["workers"]])
     moved = jf.submit(worker_pid, locality=where)
     new_pid = moved.result(30)
@@ -111,8 +143,7 @@ def test_no_reconstruction_allowed(client: jf.Client) -> None:
     block = jf.submit(make_block, 3, allow_reconstruction=False)
     block.result(30)
     [where] = jf.locality(block)
-    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == where.worker)
-    os.kill(pid, signal.SIGKILL)
+    lose_and_kill(client, where.worker)
     wait_until(lambda: where.worker not in [w["id"] for w in jf.status()["workers"]])
     with pytest.raises(jf.UpstreamDependencyFailedNoReconstructionAllowed):
         jf.submit(np.sum, block).result(30)
@@ -357,8 +388,9 @@ def test_actor_call_results_are_not_rebuilt(client: jf.Client, beacon: Beacon) -
     def later(path: str, arr: np.ndarray) -> float:
         return float(arr.sum())
 
-    pid = maker.pid().result(30)
-    os.kill(pid, signal.SIGKILL)
+    maker.pid().result(30)
+    [where] = jf.locality(big)
+    lose_and_kill(client, where.worker)  # the actor's worker, and the call's value with it
     client.wait_for_workers()
     time.sleep(0.2)
     with pytest.raises(jf.UpstreamDependencyFailedNoReconstructionAllowed):
@@ -455,7 +487,6 @@ def test_a_value_whose_copy_vanished_before_it_was_read_is_rebuilt(client: jf.Cl
     f = jf.submit(np.full, 2**17, 3.0)
     jf.wait([f], timeout=30)
     [where] = jf.locality(f)
-    pid = next(w["pid"] for w in jf.status()["workers"] if w["id"] == where.worker)
-    os.kill(pid, signal.SIGKILL)
+    lose_and_kill(client, where.worker)
     wait_until(lambda: where.worker not in [w["id"] for w in jf.status()["workers"]])
     assert f.result(30)[0] == 3.0  # read only now: rebuilt from its lineage
