@@ -145,6 +145,10 @@ def soak(cfg: SoakConfig, faulty: bool, on_cluster: Any = None) -> dict[str, Any
             if injector is not None:  # before the end check: no fault meets the checks
                 injector.finish(stopped_wait=3 * cfg.heartbeat_timeout + 2)
             out["results"] = check_results(dag, {**reduces, dag.final: final})
+            try:  # the last fault's replacement may still be starting
+                client.wait_for_workers(timeout=30)
+            except jf.WorkersNotStartedError:
+                pass  # reported below: fewer workers at the end than asked for
             status = jf.status()
             out["workers_at_end"] = sum(1 for w in status["workers"] if w["alive"])
             out["messages"] = status.get("messages")
