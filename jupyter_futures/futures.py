@@ -8,9 +8,13 @@ A Future is a handle on a value that lives in the cluster, made by a backend
                                               └── garbage collected ──► backend.release(id)
 
 The value is loaded lazily, on the first ``result()``, by the backend that made it (the
-local engine unpickles it from inline bytes or from a copy-on-write mapping of shared
-memory taken when the future settled, so the value survives its worker's death). What is
-known of it without loading it is ``info`` (size, duration, where it lives).
+local engine unpickles it from inline bytes or from a copy-on-write mapping of its shared
+memory object, taken then). What is known of it without loading it is ``info`` (size,
+duration, where it lives).
+
+A future is small until someone waits on it: its condition, waiter and callback lists are
+made on the first blocking wait or callback, and a future with none settles without them
+(a million queued futures are a notebook's normal day).
 
 Each process holds at most one Future per id. Creating one tells the engine this process
 holds the value; when it is garbage collected, the engine hears the opposite and may free
@@ -76,6 +80,16 @@ class FutureBackend(Protocol):
         ...
 
 
+_PENDING, _RUNNING = cf._base.PENDING, cf._base.RUNNING  # type: ignore[attr-defined]
+_CANCELLED = (cf._base.CANCELLED, cf._base.CANCELLED_AND_NOTIFIED)  # type: ignore[attr-defined]
+_FINISHED = cf._base.FINISHED  # type: ignore[attr-defined]
+_DONE = (*_CANCELLED, _FINISHED)
+_LAZY = threading.Lock()
+"""Makes a future's condition (with its waiter and callback lists) the first time a thread
+waits on it or adds a callback, and settles a future that has none: most futures are never
+waited on one by one, and a condition is ~1.3 KB (issue: a million queued futures)."""
+
+
 class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     """The eventual result of work submitted to the cluster.
 
@@ -89,16 +103,43 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
     1024
     """
 
+    # What a queued future has not set itself is read from the class: a queued future is
+    # its id, its backend and its state (~100 bytes), the rest comes when it is needed.
+    name = ""
+    actor_id: int | None = None  # set on the future of create_actor(): the actor it makes
+    info: FutureInfo | None = None  # set when it settles
+    _payload: Any = None  # what the backend needs to load the value
+    _value: Any = _UNDECODED
+    _result: Any = None
+    _exception: BaseException | None = None
+    _cond: threading.Condition | None = None
+    _decoding: threading.Lock | None = None
+    _waiters: list[Any] = ()  # type: ignore[assignment]  # lists made with the condition
+    _done_callbacks: list[Any] = ()  # type: ignore[assignment]
+
     def __init__(self, fid: int, backend: FutureBackend, name: str = "", actor_id: int | None = None) -> None:
-        super().__init__()
+        # not cf.Future.__init__: its condition and lists are made when first needed
         self.id = fid
-        self.name = name
-        self.actor_id = actor_id  # set on the future of create_actor(): the actor it makes
-        self.info: FutureInfo | None = None  # set when it settles
         self._backend = backend
-        self._payload: Any = None  # what the backend needs to load the value
-        self._value: Any = _UNDECODED
-        self._decode_lock = threading.Lock()
+        self._state = _PENDING
+        if name:
+            self.name = name
+        if actor_id is not None:
+            self.actor_id = actor_id
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        """``concurrent.futures.Future``'s condition, made on first use (a wait, a callback,
+        ``concurrent.futures.wait``)."""
+        cond = self._cond
+        if cond is None:
+            with _LAZY:
+                cond = self._cond
+                if cond is None:
+                    self._waiters = []
+                    self._done_callbacks = []
+                    cond = self._cond = threading.Condition()
+        return cond
 
     @property
     def backend(self) -> FutureBackend:
@@ -115,30 +156,66 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         info: FutureInfo | None = None,
     ) -> None:
         """Done with a value (``payload``, loaded later by the backend), an error, or cancelled."""
+        if self._settle_quietly(payload, exc, cancelled, info):
+            return
         with self._condition:
-            if self._state != cf._base.PENDING:  # type: ignore[attr-defined]
+            if self._state != _PENDING:
                 return
-        self.info = info or FutureInfo()
+            self.info = info or FutureInfo()
+            if not cancelled and exc is None:
+                self._payload = payload
         if cancelled:
             super().cancel()
             self.set_running_or_notify_cancel()
         elif exc is not None:
             self.set_exception(exc)
         else:
-            self._payload = payload
             self.set_result(_UNDECODED)
+
+    def _settle_quietly(
+        self, payload: Any, exc: BaseException | None, cancelled: bool, info: FutureInfo | None
+    ) -> bool:
+        """Settle a future nobody waits on and with no callbacks (it has no condition yet)
+        without making one; False if it has one (then cf.Future's own path wakes them)."""
+        with _LAZY:
+            if self._cond is not None:
+                return False
+            if self._state in (_PENDING, _RUNNING):
+                self.info = info or FutureInfo()
+                if cancelled:
+                    self._state = cf._base.CANCELLED_AND_NOTIFIED  # type: ignore[attr-defined]
+                elif exc is not None:
+                    self._exception = exc
+                    self._state = _FINISHED
+                else:
+                    self._payload = payload
+                    self._result = _UNDECODED
+                    self._state = _FINISHED
+            return True
 
     def _abandon(self, exc: BaseException) -> None:
         """Fail now, whatever the cluster was doing (it was shut down under this future):
         waiters wake and callbacks run, as for any error."""
+        if self._settle_quietly(None, exc, False, None):
+            return
         with self._condition:
-            if self._state not in (cf._base.PENDING, cf._base.RUNNING):  # type: ignore[attr-defined]
+            if self._state not in (_PENDING, _RUNNING):
                 return
-        self.info = FutureInfo()
+            self.info = FutureInfo()
         try:
             self.set_exception(exc)
         except cf.InvalidStateError:  # resolved meanwhile by the I/O thread's last act
             pass
+
+    # -- state, read without the condition (one attribute read) -------------------
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED
+
+    def running(self) -> bool:
+        return self._state == _RUNNING
 
     # -- results ----------------------------------------------------------------
     def result(self, timeout: float | None = None, *, writable: bool = False) -> T:
@@ -157,25 +234,37 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         if not self.done():
             self._backend.wants_value(self)
         self._wait(timeout)
-        try:
-            marker = super().result(0)
-        except cf.CancelledError:
-            raise errors.FutureCancelledError(f"future {self.id} was cancelled") from None
+        if self._state in _CANCELLED:
+            raise errors.FutureCancelledError(f"future {self.id} was cancelled")
+        if self._exception is not None:
+            try:
+                raise self._exception
+            finally:
+                self = None  # type: ignore[assignment]  # no cycle through the traceback
+        marker = self._result
         if marker is not _UNDECODED:
             return marker  # type: ignore[no-any-return]
         if writable:
             return self._decode(writable=True)  # type: ignore[no-any-return]
-        with self._decode_lock:
+        with self._decode_lock():
             if self._value is _UNDECODED:
                 self._value = self._decode(writable=False)
             return self._value  # type: ignore[no-any-return]
 
+    def _decode_lock(self) -> threading.Lock:
+        lock = self._decoding
+        if lock is None:
+            with _LAZY:
+                lock = self._decoding
+                if lock is None:
+                    lock = self._decoding = threading.Lock()
+        return lock
+
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._wait(timeout)
-        try:
-            return super().exception(0)
-        except cf.CancelledError:
-            raise errors.FutureCancelledError(f"future {self.id} was cancelled") from None
+        if self._state in _CANCELLED:
+            raise errors.FutureCancelledError(f"future {self.id} was cancelled")
+        return self._exception
 
     def _wait(self, timeout: float | None) -> None:
         if self.done():
@@ -244,26 +333,75 @@ def _client_of(fs: Iterable[cf.Future[Any]]) -> FutureBackend | None:
     return None
 
 
+def _already_done(fs: set[cf.Future[Any]]) -> set[cf.Future[Any]]:
+    """Those of our futures in ``fs`` that are done, read without their locks:
+    ``concurrent.futures.wait`` takes every future's lock, which would make one for each."""
+    return {f for f in fs if isinstance(f, Future) and f.done()}
+
+
 def wait(
     fs: Iterable[cf.Future[Any]], timeout: float | None = None, return_when: str = ALL_COMPLETED
 ) -> cf._base.DoneAndNotDoneFutures:  # type: ignore[name-defined]
     """Wait for futures, like ``concurrent.futures.wait``; returns ``(done, not_done)``.
 
     Any ``concurrent.futures.Future`` may be among them (ours are ones)."""
-    fs = list(fs)
+    given = list(dict.fromkeys(fs))  # in the order given (usually submission order)
+    fs = set(given)
+    done = _already_done(fs)
+    rest = fs - done
+    if (
+        not rest
+        or (return_when == FIRST_COMPLETED and done)
+        or (return_when == FIRST_EXCEPTION and any(not f.cancelled() and f.exception() for f in done))
+    ):
+        return cf._base.DoneAndNotDoneFutures(done, rest)  # type: ignore[attr-defined]
     client = _client_of(fs)
     if client is None:
-        return cf.wait(fs, timeout, return_when)
-    with client.waiting():
-        return cf.wait(fs, timeout, return_when)
+        got = cf.wait(rest, timeout, return_when)
+    elif return_when == ALL_COMPLETED and all(isinstance(f, Future) for f in rest):
+        with client.waiting():
+            _wait_each([f for f in given if f in rest], timeout)  # type: ignore[misc]
+        done = {f for f in fs if f.done()}
+        return cf._base.DoneAndNotDoneFutures(done, fs - done)  # type: ignore[attr-defined]
+    else:
+        with client.waiting():
+            got = cf.wait(rest, timeout, return_when)
+    return cf._base.DoneAndNotDoneFutures(done | got.done, got.not_done)  # type: ignore[attr-defined]
+
+
+def _wait_each(fs: list[Future[Any]], timeout: float | None) -> None:
+    """Wait for all of ``fs`` one after the other (until ``timeout``): what
+    ``ALL_COMPLETED`` means, with a lock made only for a future still pending when its
+    turn comes (results arrive in batches, so most are done by then), where
+    ``concurrent.futures.wait`` would make one for every future at once."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for f in fs:
+        if f.done():
+            continue
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        if f._backend.closed:  # a handle on a shut-down cluster: fails at once
+            f._wait(None)
+            continue
+        with f._condition:
+            if not f._condition.wait_for(f.done, left):
+                return
 
 
 def as_completed(fs: Iterable[cf.Future[Any]], timeout: float | None = None) -> Iterator[cf.Future[Any]]:
     """Yield futures as they finish (ours and plain ``concurrent.futures`` ones alike);
     ``FutureTimeoutError`` if some are not done in time."""
-    fs = list(fs)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    fs = set(fs)
+    done = _already_done(fs)
     client = _client_of(fs)
-    it = cf.as_completed(fs, timeout)
+    yield from done
+    rest = fs - done
+    if not rest:
+        return
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    it = cf.as_completed(rest, left)
     while True:
         try:
             if client is None:

@@ -81,6 +81,29 @@ def test_wait_first_completed(shared_client: jf.Client) -> None:
     late.result(30)
 
 
+def test_wait_and_as_completed_with_futures_already_done(shared_client: jf.Client) -> None:
+    """Futures already done are counted without waiting (and without taking their locks);
+    each return_when still means what concurrent.futures.wait means."""
+    ok, failed = jf.submit(abs, -1), jf.submit(divmod, 1, 0)
+    jf.wait([ok, failed], timeout=30)
+    late = jf.submit(slow, 30.0)
+    started = time.monotonic()
+    done, not_done = jf.wait([ok, ok, late], timeout=30, return_when=jf.FIRST_COMPLETED)
+    assert done == {ok} and not_done == {late}
+    done, not_done = jf.wait([ok, failed, late], timeout=30, return_when=jf.FIRST_EXCEPTION)
+    assert done == {ok, failed} and not_done == {late}
+    done, not_done = jf.wait([ok, failed, late], timeout=0.2)
+    assert done == {ok, failed} and not_done == {late}
+    with pytest.raises(jf.FutureTimeoutError):
+        for f in jf.as_completed([ok, late], timeout=0.2):
+            assert f is ok
+    assert time.monotonic() - started < 20
+    assert late.cancel()
+    done, not_done = jf.wait([ok, failed, late], timeout=30, return_when=jf.FIRST_EXCEPTION)
+    assert done == {ok, failed, late} and not not_done
+    assert set(jf.as_completed([ok, late, failed], timeout=30)) == {ok, late, failed}
+
+
 def test_as_completed_timeout(shared_client: jf.Client) -> None:
     f = jf.submit(slow, 1.0)
     with pytest.raises(jf.FutureTimeoutError):
@@ -169,3 +192,69 @@ def test_wait_as_completed_and_gather_take_plain_futures_too(shared_client: jf.C
         with pytest.raises(jf.FutureTimeoutError):
             list(jf.as_completed([only_plain], timeout=0.05))
         only_plain.cancel()
+
+
+def test_waits_and_callbacks_started_while_futures_settle_all_wake(shared_client: jf.Client) -> None:
+    """A future gets the lock it waits on when someone first waits on it or adds a callback
+    (a queued one has none): threads that start waiting, add callbacks or call wait() and
+    as_completed() just as the I/O thread settles each future miss no wake-up, and every
+    callback runs exactly once."""
+    import concurrent.futures as cf
+    import random
+
+    n = 3_000
+    fs = [jf.submit(pow, 2, i) for i in range(n)]
+    calls = [0] * n
+    calls_lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def count(i: int) -> None:
+        with calls_lock:
+            calls[i] += 1
+
+    def results(order: list[int]) -> None:
+        for i in order:
+            assert fs[i].result(60) == 2**i
+
+    def callbacks() -> None:
+        for i in range(n):
+            fs[i].add_done_callback(lambda f, i=i: count(i))
+
+    def waits() -> None:
+        for start in range(0, n, 100):
+            done, not_done = cf.wait(fs[start : start + 100], timeout=60)
+            assert not not_done and len(done) == 100
+
+    def as_completed() -> None:
+        assert len(list(jf.as_completed(fs[::-1], timeout=60))) == n
+
+    def exceptions() -> None:
+        for f in fs[1::2]:
+            assert f.exception(60) is None
+
+    def guarded(target, *args):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        return threading.Thread(target=run)
+
+    shuffled = random.Random(7).sample(range(n), n)
+    threads = [
+        guarded(results, list(range(n))),
+        guarded(results, shuffled),
+        guarded(callbacks),
+        guarded(waits),
+        guarded(as_completed),
+        guarded(exceptions),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a waiter missed its wake-up"
+    assert not errors, errors
+    assert calls == [1] * n
+    assert all(f.done() and not f.cancelled() and f.state == "done" for f in fs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from .specs import Outcome, TaskMsg, TaskSpec
+from .specs import DRIVER, Outcome, TaskMsg, TaskSpec
 
 IntSet = set[int] | frozenset[int]
 EMPTY: frozenset[int] = frozenset()
@@ -20,16 +20,34 @@ member."""
 
 
 def added(members: IntSet, x: int) -> set[int]:
-    """``members`` with ``x`` in it: the same set, or a new one in place of ``EMPTY``."""
+    """``members`` with ``x`` in it: the same set, or a new one in place of a shared
+    frozenset (``EMPTY``, ``KERNEL_ONLY``)."""
     if isinstance(members, set):
         members.add(x)
         return members
-    return {x}
+    return {*members, x}
 
 
 def discard(members: IntSet, x: int) -> None:
     if isinstance(members, set):
         members.discard(x)
+
+
+def removed(members: IntSet, x: int) -> IntSet:
+    """``members`` without ``x``: the same set, or a smaller frozenset in place of a shared one."""
+    if isinstance(members, set):
+        members.discard(x)
+        return members
+    return members - {x} if x in members else members
+
+
+KERNEL_ONLY: frozenset[int] = frozenset({DRIVER})
+"""The holders of almost every future: the kernel alone, shared (a set each is 216 bytes)."""
+
+
+def only(holder: int) -> IntSet:
+    """The holders of a new record: ``holder`` alone."""
+    return KERNEL_ONLY if holder == DRIVER else {holder}
 
 
 WAITING, READY, ASSIGNED, DONE, FAILED, CANCELLED, LOST = (
@@ -76,7 +94,7 @@ class TaskState:
     deaths: int = 0
     avoid: IntSet = EMPTY  # workers a retry keeps away from
     outcome: Outcome | None = None
-    holders: set[int] = field(default_factory=set)
+    holders: IntSet = EMPTY  # processes holding a Future of it (see only(), added(), removed())
     holds: int = 0  # references from values stored inside other futures
     waiting_on: IntSet = EMPTY
     consumers: IntSet = EMPTY  # unfinished tasks that read this value

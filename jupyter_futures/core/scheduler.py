@@ -75,6 +75,8 @@ from .records import (
     added,
     discard,
     framework_error,
+    only,
+    removed,
     upstream_outcome,
 )
 from .specs import DRIVER, Outcome, TaskMsg, TaskSpec, WorkerStats
@@ -261,7 +263,7 @@ class SchedulerState:
         if spec.kind == "put":
             raise ValueError("stored objects are registered with put(), not submit()")
         req = self._req_of(spec)
-        t = TaskState(spec=spec, req=req, holders={holder}, retries_left=spec.max_retries, submitted=now)
+        t = TaskState(spec=spec, req=req, holders=only(holder), retries_left=spec.max_retries, submitted=now)
         error = self._requirement_error(t, holder)
         self._register(t)
         if error is not None:
@@ -317,7 +319,13 @@ class SchedulerState:
         self.now = now
         spec = TaskSpec(tid=tid, kind="put", allow_reconstruction=False, owner=holder)
         t = TaskState(
-            spec=spec, req=NO_REQ, holders={holder}, state=DONE, outcome=outcome, submitted=now, finished=now
+            spec=spec,
+            req=NO_REQ,
+            holders=only(holder),
+            state=DONE,
+            outcome=outcome,
+            submitted=now,
+            finished=now,
         )
         t.resolved = True
         self.tasks[tid] = t
@@ -566,7 +574,7 @@ class SchedulerState:
                 out = framework_error("UpstreamDependencyFailedException", f"future {tid} no longer exists")
                 self._resolves[proc].append((tid, out))
                 continue
-            t.holders.add(proc)
+            t.holders = added(t.holders, proc)
             if t.state == LOST:
                 self._rebuild(t)
             if t.state in (DONE, FAILED, CANCELLED) and t.outcome is not None:
@@ -579,7 +587,7 @@ class SchedulerState:
         for tid in tids:
             t = self.tasks.get(tid)
             if t is not None:
-                t.holders.discard(proc)
+                t.holders = removed(t.holders, proc)
                 self._maybe_free(t)
         return self._flush()
 

@@ -61,9 +61,10 @@ class Outcome:
 
 
 @_pickled_by_position
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Requirements:
-    """Resources a future needs free on its worker while it runs."""
+    """Resources a future needs free on its worker while it runs (read-only: futures with
+    none share :data:`NO_REQUIREMENTS`)."""
 
     cpu: float = 0.0
     ram: float = 0.0
@@ -74,6 +75,9 @@ class Requirements:
         out = {"cpu": self.cpu, "ram": self.ram, "gpu": self.gpu}
         out.update(self.custom)
         return {k: v for k, v in out.items() if v}
+
+
+NO_REQUIREMENTS = Requirements()
 
 
 @_pickled_by_position
@@ -87,7 +91,7 @@ class TaskSpec:
     fn_bytes: bytes | None = None
     args: bytes = b""  # pickled (args, kwargs) with futures as persistent ids
     deps: tuple[int, ...] = ()
-    requirements: Requirements = field(default_factory=Requirements)
+    requirements: Requirements = NO_REQUIREMENTS
     locality: tuple[int, int] | None = None  # (worker, object id)
     max_retries: int = 0
     allow_reconstruction: bool = True

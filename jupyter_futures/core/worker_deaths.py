@@ -34,7 +34,7 @@ from . import actor_rules
 from .host import Scheduler
 from .instructions import AdoptObjects, NoReplacement, RetireWorker, SpawnWorker
 from .placement import WorkerState
-from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error
+from .records import CANCELLED, DONE, LOST, READY, WAITING, TaskState, framework_error, removed
 from .specs import DRIVER
 
 MAX_EARLY_DEATHS = 8  # consecutive workers dying before they said hello: stop replacing them
@@ -137,7 +137,7 @@ def forget_values_on(state: Scheduler, wid: int, salvage: bool = False) -> None:
     salvaged: list[tuple[int, str]] = []
     for t in list(state.tasks.values()):
         if wid in t.holders:
-            t.holders.discard(wid)
+            t.holders = removed(t.holders, wid)
             orphaned.append(t)
         o = t.outcome
         if t.state == DONE and o is not None and o.where == wid and o.segment is not None:

@@ -32,7 +32,7 @@ from ..backend import (
 from ..current import current_client_or_none, get_client, set_client
 from ..futures import Future, FutureInfo
 from .functions import FunctionCache
-from .protocol import DRIVER, Outcome, Requirements, TaskKind, TaskSpec
+from .protocol import DRIVER, NO_REQUIREMENTS, Outcome, Requirements, TaskKind, TaskSpec
 from .serialize import (
     INLINE_LIMIT,
     STORED_ARGS,
@@ -108,10 +108,11 @@ class BaseClient:
         self.shm_dir = shm_dir
         self.store = store
         self.functions = FunctionCache(self.put_packed)
-        self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
-        # Unresolved futures are also held strongly, as an executor holds its futures, so a
-        # callback on a future nobody keeps still runs; the value is released once resolved.
+        # Unsettled futures are held strongly, as an executor holds its futures, so a
+        # callback on a future nobody keeps still runs; once settled a future moves to the
+        # weak map and its value is released when the user drops it. A future is in one.
         self._pending: dict[int, Future[Any]] = {}
+        self._futures: weakref.WeakValueDictionary[int, Future[Any]] = weakref.WeakValueDictionary()
         self._pins: dict[int, int] = {}
         self._pins_lock = threading.RLock()  # RLock: a Future's __del__ may run inside
         self._refetching: dict[int, _Refetch] = {}  # settled futures whose copy is being rebuilt
@@ -130,19 +131,22 @@ class BaseClient:
     def _new_future(self, tid: int, name: str, actor_id: int | None = None) -> Future[Any]:
         f: Future[Any] = Future(tid, self, name, actor_id)  # type: ignore[arg-type]
         with self._futures_lock:
-            self._futures[tid] = f
             self._pending[tid] = f
         self._pin(tid)
         return f
 
+    def _future(self, tid: int) -> Future[Any] | None:
+        """This process's Future for ``tid``, if it has one."""
+        f = self._pending.get(tid)
+        return f if f is not None else self._futures.get(tid)
+
     def handle(self, tid: int) -> Future[Any]:
         """This process's Future for ``tid`` (made and registered if new)."""
         with self._futures_lock:
-            f = self._futures.get(tid)
+            f = self._future(tid)
             if f is not None:
                 return f
             f = Future(tid, self)  # type: ignore[arg-type]
-            self._futures[tid] = f
             self._pending[tid] = f
         if self._pin(tid):
             self._acquire([tid])
@@ -201,7 +205,7 @@ class BaseClient:
 
     # -- resolution -------------------------------------------------------------
     def _on_resolved(self, tid: int, outcome: Outcome) -> None:
-        f = self._futures.get(tid)
+        f = self._future(tid)
         if f is None:
             return
         if f.done():  # a value rebuilt because its copy vanished before it was read
@@ -213,7 +217,8 @@ class BaseClient:
         self._resolve_future(f, outcome)
         if f.done():
             with self._futures_lock:
-                self._pending.pop(tid, None)
+                if self._pending.pop(tid, None) is not None:
+                    self._futures[tid] = f
 
     def _resolve_future(self, f: Future[Any], outcome: Outcome) -> None:
         exc: BaseException | None = None
@@ -308,7 +313,6 @@ class BaseClient:
         except BaseException:
             with self._futures_lock:
                 for f in futures:
-                    self._futures.pop(f.id, None)
                     self._pending.pop(f.id, None)
             for f in futures:
                 f._backend = None  # type: ignore[assignment]  # nothing to release
@@ -465,7 +469,6 @@ class BaseClient:
             self._send_spec(spec)
         except BaseException:
             with self._futures_lock:
-                self._futures.pop(spec.tid, None)
                 self._pending.pop(spec.tid, None)
             f._backend = None  # type: ignore[assignment]  # nothing to release
             raise
@@ -558,6 +561,8 @@ def _requirements(
     for reserved in ("cpu", "ram", "gpu"):
         if reserved in custom:
             raise ValueError(f"use min_{reserved}= rather than resources={{{reserved!r}: ...}}")
+    if not custom and not (min_cpu or min_ram or min_gpu):
+        return NO_REQUIREMENTS  # almost every future: one shared record, not one each
     return Requirements(cpu=float(min_cpu), ram=float(min_ram), gpu=float(min_gpu), custom=custom)
 
 

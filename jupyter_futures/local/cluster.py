@@ -595,4 +595,3 @@ class LocalCluster:
             except psutil.NoSuchProcess:
                 pass
         return out
-

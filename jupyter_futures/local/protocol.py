@@ -40,6 +40,7 @@ from typing import Any
 from ..backend import DISPLAY_STREAM as DISPLAY_STREAM  # OUTPUT's rich stream: a JSON DisplayBundle
 from ..backend import DisplayBundle as DisplayBundle
 from ..core.specs import DRIVER as DRIVER
+from ..core.specs import NO_REQUIREMENTS as NO_REQUIREMENTS
 from ..core.specs import Outcome as Outcome
 from ..core.specs import Requirements as Requirements
 from ..core.specs import TaskKind as TaskKind

@@ -65,7 +65,7 @@ class WorkerClient(BaseClient):
 
     def _cancel(self, tid: int) -> bool:
         self._outbox.send((P.CANCEL, self.proc, tid))
-        f = self._futures.get(tid)
+        f = self._future(tid)
         if f is not None:
             with f._condition:
                 f._condition.wait_for(f.done, 1.0)
@@ -76,7 +76,7 @@ class WorkerClient(BaseClient):
         self._outbox.send((P.KILL_ACTOR, self.proc, aid))
 
     def _where(self, tid: int) -> list[int]:
-        f = self._futures.get(tid)
+        f = self._future(tid)
         if f is None or f.info is None or f.info.worker is None:
             return []
         return [f.info.worker]  # type: ignore[list-item]  # the local engine's ids are ints
