@@ -28,8 +28,9 @@ def init(n_workers: int | None = None, **options: Any) -> Client:
     Takes the parameters of :class:`Client`: ``processes=False`` runs tasks and actors on
     threads of this process (for ``breakpoint()`` and pdb); by default, the embedded local
     engine starts worker processes (``cpus_per_worker``, ``ram_per_worker``,
-    ``gpus_per_worker``, ``resources``, ``store_capacity``, ...). Workers start in the
-    background; work submitted meanwhile waits for them.
+    ``gpus_per_worker``, ``gpus``, ``resources``, ``store_capacity``, ...). Workers start
+    in the background; work submitted meanwhile waits for them. This machine's GPUs are
+    found and, by default, each of the first workers gets one, pinned to it.
 
     Examples
     --------

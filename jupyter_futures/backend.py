@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from .futures import Future, FutureBackend, WorkerId
+from .gpus import GpuStats as GpuStats  # a worker's devices, as status() shows them
 from .runs import TaskRun as TaskRun  # the task stream's views, defined beside its log
 from .runs import TaskStream as TaskStream
 
@@ -115,6 +116,7 @@ class WorkerStatus(TypedDict):
     actors: list[int | str]
     running: list[int | str]
     capacity: dict[str, float]
+    gpus: list[GpuStats]  # its devices, sampled with the other figures (empty: none, or unknown)
 
 
 ActorStatus = TypedDict(  # the functional form: a key is named "class"

@@ -51,6 +51,11 @@ class Client:
         wait until that many workers have joined.
     cpus_per_worker, ram_per_worker, gpus_per_worker, resources
         What each worker offers; tasks ask for them with ``min_cpu=`` and the like.
+    gpus
+        The local engine finds this machine's GPUs (NVML) and gives each of the first
+        workers one, pinned to it (``CUDA_VISIBLE_DEVICES``); ``gpus=[0, 2]`` offers only
+        those, ``gpus_per_worker`` sets how many each GPU worker gets (``0.5``: two
+        workers share one; ``0``: none).
     store_capacity, heartbeat_interval, heartbeat_timeout, cancel_grace
         Options of the local engine (see ``jf.init``).
     """

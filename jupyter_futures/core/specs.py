@@ -134,3 +134,4 @@ class WorkerStats(TypedDict):
     objects: int
     running: list[int]
     dropped_frames: dict[str, int]  # control frames its inbox dropped, by reason
+    gpus: list[Any]  # its devices' utilisation and memory (jupyter_futures.gpus.GpuStats)

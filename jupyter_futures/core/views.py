@@ -66,6 +66,7 @@ def snapshot(
                 "actors": sorted(w.actors),
                 "running": sorted(t for t in w.assigned if tasks[t].state == ASSIGNED),
                 "capacity": dict(w.capacity),
+                "gpus": list(s.get("gpus", [])),
             }
         )
     futures = {k: v for k, v in counts.items() if v}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend import WorkerStatus
+from ..backend import GpuStats, WorkerStatus
 from ..futures import Future
 
 KEEP_RECORDS = 10_000  # settled futures the views remember
@@ -106,4 +106,24 @@ def worker_row(
             "ram": float(w.get("memory_limit") or 0),
             **{str(k): float(v) for k, v in (w.get("resources") or {}).items()},
         },
+        "gpus": dask_gpus(w, m),
     }
+
+
+def dask_gpus(w: dict[str, Any], m: dict[str, Any]) -> list[GpuStats]:
+    """A Dask worker's GPU, as its own NVML monitor reports it (``distributed`` samples
+    the first visible device when pynvml is installed): [] where it reports none."""
+    if "gpu_memory_used" not in m and "gpu_utilization" not in m:
+        return []
+    static = w.get("gpu") or {}  # its startup information, where the worker sent it
+    used, util = m.get("gpu_memory_used"), m.get("gpu_utilization")
+    total = m.get("gpu-memory-total", static.get("memory-total"))
+    return [
+        {
+            "index": 0,
+            "name": str(static.get("name", "")),
+            "utilization": float(util) if util is not None else None,
+            "memory_used": int(used) if used is not None else None,
+            "memory_total": int(total) if total is not None else None,
+        }
+    ]

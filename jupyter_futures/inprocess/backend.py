@@ -124,7 +124,7 @@ class ThreadBackend:
         n_workers: int | None = None,
         *,
         cpus_per_worker: float = 1,
-        gpus_per_worker: float = 0,
+        gpus_per_worker: float | None = None,  # declared: threads are pinned to no device
         resources: dict[str, float] | None = None,
         **_ignored: Any,  # options of the process engine (store size, heartbeats) mean nothing here
     ) -> None:
@@ -133,7 +133,7 @@ class ThreadBackend:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
         self.n_workers = n
         self.cluster_id = secrets.token_hex(5)
-        self.capacity = {"cpu": float(cpus_per_worker), "gpu": float(gpus_per_worker)}
+        self.capacity = {"cpu": float(cpus_per_worker), "gpu": float(gpus_per_worker or 0)}
         self.capacity.update({str(k): float(v) for k, v in (resources or {}).items()})
         self._closed = False
         self._ids = itertools.count(1)
@@ -598,6 +598,7 @@ class ThreadBackend:
                 "actors": [],
                 "running": [running[k]] if k in running else [],
                 "capacity": dict(self.capacity),
+                "gpus": [],
             }
             for k in range(1, self.n_workers + 1)
         ]

@@ -83,6 +83,14 @@ def parse_size(text: str) -> int:
     return int(float(m[1]) * _SCALE[(m[2] or "").lower()])
 
 
+def parse_indices(text: str) -> list[int]:
+    """``"0,2"`` -> ``[0, 2]`` (GPU indices)."""
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a list of GPU indices (example: --gpus 0,2)") from None
+
+
 def parse_resources(text: str) -> dict[str, float]:
     """``"licence=1,fpga=0.5"`` -> ``{"licence": 1.0, "fpga": 0.5}``."""
     out: dict[str, float] = {}
@@ -126,7 +134,10 @@ class FuturesMagics(Magics):  # type: ignore[misc]
     @argument("count", nargs="?", type=int, help="with scale: the number of workers to have")
     @argument("-n", "--workers", type=int, help="worker processes (default: one per CPU)")
     @argument("--cpus-per-worker", type=float, help="CPUs each worker offers")
-    @argument("--gpus-per-worker", type=float, help="GPUs each worker offers")
+    @argument(
+        "--gpus-per-worker", type=float, help="GPUs each GPU worker gets (default: 1, as many as found)"
+    )
+    @argument("--gpus", type=parse_indices, help="only these GPUs (e.g. 0,2; default: all found)")
     @argument("--ram-per-worker", type=parse_size, help="memory each worker offers (e.g. 4GB)")
     @argument("--store-capacity", type=parse_size, help="shared memory per store before spilling")
     @argument("--resources", type=parse_resources, help="custom resources per worker: name=amount,...")
@@ -141,6 +152,7 @@ class FuturesMagics(Magics):  # type: ignore[misc]
             for k, v in {
                 "cpus_per_worker": args.cpus_per_worker,
                 "gpus_per_worker": args.gpus_per_worker,
+                "gpus": args.gpus,
                 "ram_per_worker": args.ram_per_worker,
                 "store_capacity": args.store_capacity,
                 "resources": args.resources,

@@ -11,12 +11,13 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import psutil
 
 from .. import errors
+from .. import gpus as gpus_mod
 from ..actors import ActorHandle
 from ..backend import (
     ActorView,
@@ -55,9 +56,16 @@ class LocalBackend(BaseClient):
     ----------
     n_workers
         Worker processes (default: one per CPU).
-    cpus_per_worker, ram_per_worker, gpus_per_worker, resources
+    cpus_per_worker, ram_per_worker, resources
         What each worker offers; tasks ask for them with ``min_cpu=`` and the like.
         ``ram_per_worker`` defaults to an equal share of this machine's memory.
+    gpus_per_worker, gpus
+        This machine's GPUs are found (NVML, else ``CUDA_VISIBLE_DEVICES`` or
+        ``nvidia-smi -L``) and, by default, each of the first workers gets one, pinned to
+        it (``CUDA_VISIBLE_DEVICES``); the other workers see none. ``gpus=[0, 2]`` offers
+        only those devices; ``gpus_per_worker=2`` gives two per worker, ``0.5`` lets two
+        workers share each; ``0`` offers none. With no GPU found, ``gpus_per_worker`` is
+        a declared number, pinned to nothing (see :mod:`jupyter_futures.gpus`).
     store_capacity
         Bytes of shared memory per store before objects spill to disk.
     heartbeat_interval, heartbeat_timeout
@@ -74,7 +82,8 @@ class LocalBackend(BaseClient):
         *,
         cpus_per_worker: float = 1,
         ram_per_worker: int | None = None,
-        gpus_per_worker: float = 0,
+        gpus_per_worker: float | None = None,
+        gpus: Sequence[int] | None = None,
         resources: dict[str, float] | None = None,
         store_capacity: int | None = None,
         heartbeat_interval: float = 0.5,
@@ -89,16 +98,20 @@ class LocalBackend(BaseClient):
         if heartbeat_timeout <= heartbeat_interval:
             raise ValueError("heartbeat_timeout must be longer than heartbeat_interval")
         ram = ram_per_worker if ram_per_worker is not None else psutil.virtual_memory().total // n
-        capacity = {"cpu": float(cpus_per_worker), "ram": float(ram), "gpu": float(gpus_per_worker)}
+        capacity = {"cpu": float(cpus_per_worker), "ram": float(ram)}
         for k, v in (resources or {}).items():
-            if k in capacity:
+            if k in (*capacity, "gpu"):
                 raise ValueError(f"use {k}s_per_worker rather than resources={{{k!r}: ...}}")
             capacity[str(k)] = float(v)
+        found = gpus_mod.detect() if gpus_per_worker != 0 else []
+        self.gpus = found  # what was found on this machine (status, the panel)
+        slots = gpus_mod.plan(n, gpus_per_worker, gpus, found)
         self.n_workers = n
         self.cluster = LocalCluster(
             n,
             {k: v for k, v in capacity.items() if v},
             store_capacity or default_store_capacity(n),
+            gpu_slots=slots,
             on_resolve=self._on_resolved,
             on_output=self._on_output,
             heartbeat_interval=heartbeat_interval,

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import psutil
@@ -59,6 +59,7 @@ from ..core.instructions import (
     SpawnWorker,
 )
 from ..core.scheduler import SchedulerState
+from ..gpus import GpuSlot, visible_env
 from . import logs as worker_logs
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
@@ -80,10 +81,12 @@ R = TypeVar("R")
 TICK = 0.25  # seconds between housekeeping passes (heartbeat deadlines, cancel grace)
 
 
-def worker_env() -> dict[str, str]:
-    """A worker's environment: the kernel's of now, with the worker's own settings."""
+def worker_env(gpu_env: dict[str, str] | None = None) -> dict[str, str]:
+    """A worker's environment: the kernel's of now, with the worker's own settings (its
+    GPUs among them)."""
     return dict(
         os.environ,
+        **(gpu_env or {}),
         JF_WORKER="1",
         PYTHONUNBUFFERED="1",
         # plt.show() in a task displays in the submitting cell (not the kernel's backend)
@@ -108,11 +111,18 @@ class LocalCluster:
         heartbeat_timeout: float = 10.0,
         cancel_grace: float = 2.0,
         use_zygote: bool = True,
+        gpu_slots: Sequence[GpuSlot] = (),
     ) -> None:
         self.id = secrets.token_hex(5)
         self._key = secrets.token_bytes(32)
         self.codec = Codec(self._key)
-        self.capacity = capacity
+        self.capacity = capacity  # what every worker offers, GPUs aside
+        # The GPU workers: slot k's devices go to one live worker at a time, inherited by
+        # its replacement; a worker without a slot is CPU-only (and, where devices are
+        # pinned, sees none).
+        self.gpu_slots = list(gpu_slots)
+        self._pin_gpus = any(slot.devices for slot in self.gpu_slots)
+        self._slot_of: dict[int, int] = {}
         self.store_capacity = store_capacity
         self.heartbeat_interval = heartbeat_interval
         self._on_resolve = on_resolve
@@ -154,7 +164,7 @@ class LocalCluster:
         with self.lock:
             for _ in range(n_workers):
                 wid = self._claim_wid()
-                self.state.add_worker(wid, capacity, now)
+                self.state.add_worker(wid, self._capacity_of(wid), now)
                 self._spawns.append(wid)
         self._thread = threading.Thread(target=self._loop, name="jupyter-futures-io", daemon=True)
         self._thread.start()
@@ -180,7 +190,7 @@ class LocalCluster:
             if n > len(live):
                 for _ in range(n - len(live)):
                     wid = self._claim_wid()
-                    st.add_worker(wid, self.capacity, now)
+                    st.add_worker(wid, self._capacity_of(wid), now)
                     self._spawns.append(wid)
                 instrs: list[Instruction] = []
             else:
@@ -285,6 +295,7 @@ class LocalCluster:
                     elif worker in self._spawns:  # never started: it never will
                         self._spawns.remove(worker)
                         resolves += self._execute(self.state.worker_died(worker, 0, time.monotonic()))
+                        self._slot_of.pop(worker, None)
                     else:  # being started on the I/O thread: told once its outbox exists
                         self._stop_when_started.add(worker)
                 case AdoptObjects(_dead, copies):
@@ -322,9 +333,11 @@ class LocalCluster:
     def _replace(self, dead: int) -> None:
         if self.closing:
             return
-        w = self.state.workers[dead]
+        slot = self._slot_of.pop(dead, None)
         wid = self._claim_wid()
-        self.state.add_worker(wid, w.capacity, time.monotonic())
+        if slot is not None:  # the same devices, for the work resubmitted to it
+            self._slot_of[wid] = slot
+        self.state.add_worker(wid, self._capacity_of(wid), time.monotonic())
         self._spawns.append(wid)
         self._wake()
 
@@ -332,6 +345,23 @@ class LocalCluster:
         wid = self._next_wid
         self._next_wid += 1
         return wid
+
+    def _capacity_of(self, wid: int) -> dict[str, float]:
+        """What worker ``wid`` offers: the common capacity and, if a GPU slot is free (or
+        it inherited one), that slot's GPUs."""
+        slot = self._slot_of.get(wid)
+        if slot is None:
+            taken = set(self._slot_of.values())
+            slot = next((k for k in range(len(self.gpu_slots)) if k not in taken), None)
+            if slot is None:
+                return self.capacity
+            self._slot_of[wid] = slot
+        return {**self.capacity, "gpu": self.gpu_slots[slot].capacity}
+
+    def gpus_of(self, wid: int) -> tuple[int, ...]:
+        """The devices worker ``wid`` is pinned to (none for a CPU-only worker)."""
+        slot = self._slot_of.get(wid)
+        return self.gpu_slots[slot].devices if slot is not None else ()
 
     # -- processes --------------------------------------------------------------------
     def _spawn(self, wid: int) -> None:
@@ -351,8 +381,11 @@ class LocalCluster:
             # working directory) at their start, and every later change (set_sys_path).
             "sys_path": self.sys_path,
             "log": str(worker_logs.create(self.sock_dir, wid)),  # what it writes outside tasks
+            "gpus": list(self.gpus_of(wid)),  # sampled for status()
         }
-        env = worker_env()
+        slot = self._slot_of.get(wid)
+        # its GPUs in its environment before any of its code runs (the zygote sets it after fork)
+        env = worker_env(visible_env(self.gpu_slots[slot] if slot is not None else None, self._pin_gpus))
         # In the kernel's working directory and environment of now: forked by the zygote
         # once it is up, a fresh interpreter before that (spawner.py).
         proc = self._spawner.start(wid, config, env, os.getcwd())
@@ -386,6 +419,7 @@ class LocalCluster:
             if box is not None:
                 box.close()
             resolves = self._execute(self.state.worker_died(wid, code, time.monotonic()))
+            self._slot_of.pop(wid, None)  # not replaced (retired): its GPUs are free
         self.workers_changed.set()
         self._deliver(resolves)
         try:  # last: whatever it meets, the futures above are settled already

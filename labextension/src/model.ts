@@ -22,6 +22,17 @@ export interface IWorkerStatus {
   actors: Array<number | string>;
   running: Array<number | string>;
   capacity: Record<string, number>;
+  /** Its devices (`jupyter_futures.gpus.GpuStats`); absent from kernels before GPUs. */
+  gpus?: IGpuStatus[];
+}
+
+/** One of a worker's GPUs, the whole device's figures (null: not known). */
+export interface IGpuStatus {
+  index: number;
+  name: string;
+  utilization: number | null;
+  memory_used: number | null;
+  memory_total: number | null;
 }
 
 export interface IActorStatus {

@@ -21,6 +21,7 @@ import {
   FUTURE_STATES,
   IActorStatus,
   IClusterStatus,
+  IGpuStatus,
   IMessagesStatus,
   IQueueStatus,
   IWorkerStatus
@@ -54,6 +55,24 @@ function bar(label: string, used: number, text: string, kind: string): HTMLEleme
     el('span', 'jf-Cluster-barText', text)
   );
   row.title = `${label}: ${text}`;
+  return row;
+}
+
+/** A worker's GPU: its memory used (the bar), how busy it is, its name on hover. */
+function gpuBar(g: IGpuStatus): HTMLElement {
+  const known = g.memory_used !== null && g.memory_total;
+  const memory = known
+    ? `${formatBytes(g.memory_used ?? 0)} / ${formatBytes(g.memory_total ?? 0)}`
+    : '?';
+  const busy = g.utilization === null ? '' : ` · ${formatPercent(g.utilization / 100)}`;
+  const row = bar(
+    `GPU ${g.index}`,
+    fraction(g.memory_used ?? 0, g.memory_total ?? 0),
+    memory + busy,
+    'gpu'
+  );
+  row.classList.add('jf-Cluster-gpu');
+  row.title = `GPU ${g.index}${g.name ? ` (${g.name})` : ''}: ${memory}${busy ? `, ${busy.slice(3)} busy` : ''}`;
   return row;
 }
 
@@ -92,6 +111,9 @@ function workerRow(w: IWorkerStatus, storeLabel: string): HTMLElement {
     bar('RSS', fraction(w.rss, w.capacity['ram']), formatBytes(w.rss), 'rss'),
     bar(storeLabel, fraction(w.store_used, w.store_capacity), store, 'store')
   );
+  for (const g of w.gpus ?? []) {
+    row.append(gpuBar(g));
+  }
   row.dataset.workerId = String(w.id);
   row.title = typeof w.id === 'number' ? `worker ${w.id}` : w.id;
   if (w.actors.length || w.spilled) {

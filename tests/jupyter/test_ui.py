@@ -280,3 +280,51 @@ def test_task_stream_in_the_panel_and_in_a_cell(lab: Lab, tmp_path: Path) -> Non
     assert {"load", "fit", "boom", "Model.step"} <= set(results["cell_bars"]), results["cell_bars"]
     assert (ARTIFACTS / "stream-panel-stream.png").stat().st_size > 2_000
     assert (ARTIFACTS / "stream-cell-stream.png").stat().st_size > 2_000
+
+
+# A notebook on a (recorded) two-GPU machine: tests/fake_nvml answers NVML's calls.
+GPU_PANEL = """(() => [...document.querySelectorAll('.jf-Cluster .jf-Cluster-gpu')].map(b => b.title))()"""
+
+
+def test_panel_shows_each_workers_gpu(lab: Lab, tmp_path: Path) -> None:
+    import shutil
+
+    fake = Path(__file__).resolve().parents[1] / "fake_nvml"
+    machine = tmp_path / "machine.json"
+    shutil.copy(fake / "two_h100.json", machine)
+    setup = f"""\
+import os, sys
+sys.path.insert(0, {str(fake)!r})
+os.environ["JF_FAKE_NVML"] = {str(machine)!r}
+import jupyter_futures as jf
+from jupyter_futures.jupyter import labcomm
+
+labcomm.register_comm_target()
+client = jf.init(n_workers=3)
+client.wait_for_workers()
+client"""
+    write_notebook(lab.root / "gpus.ipynb", [setup, SHUTDOWN])
+    results = browse(
+        lab,
+        tmp_path,
+        "gpus",
+        [
+            {"do": "open", "path": "gpus.ipynb"},
+            {"do": "click", "selector": PANEL_TAB},
+            RUN,
+            {"do": "wait", "cell": 0, "selector": OUTPUT, "text": "3 workers"},
+            {"do": "wait", "selector": ".jf-Cluster-worker", "count": 3},
+            {"do": "wait", "selector": ".jf-Cluster-gpu", "count": 2, "as": "gpu_bars"},
+            {"do": "evaluate", "as": "gpu_titles", "expression": GPU_PANEL},
+            {"do": "screenshot", "selector": ".jf-Cluster", "file": "panel.png"},
+            RUN,
+            {"do": "wait", "cell": 1, "selector": OUTPUT, "text": "cluster shut down"},
+        ],
+    )
+    titles = sorted(results["gpu_titles"])
+    assert titles == [
+        "GPU 0 (NVIDIA H100 80GB HBM3): 539 MiB / 79.6 GiB, 0% busy",
+        "GPU 1 (NVIDIA H100 80GB HBM3): 539 MiB / 79.6 GiB, 0% busy",
+    ], titles
+    assert all("GPU" in text and "79.6 GiB" in text for text in results["gpu_bars"])
+    assert (ARTIFACTS / "gpus-panel.png").stat().st_size > 5_000

@@ -524,3 +524,43 @@ def test_scale_goes_to_the_cluster_object_it_was_given() -> None:
         cluster.close()
         if tracker_before is None:  # it would live as long as this interpreter: not a leak, but ours
             tracker._stop()
+
+
+def test_min_gpu_runs_on_the_workers_that_advertise_a_gpu(tmp_path: Any) -> None:
+    """A GPU worker started the dask-cuda way (one GPU each, advertised as the ``GPU``
+    resource): ``min_gpu`` work runs there and only there, and status() shows it."""
+    cluster = DaskCluster(tmp_path, n_workers=0)
+    try:
+        cluster.add_worker(0, resources=["GPU=1"])
+        cluster.add_worker(1)
+        cluster.wait_for_workers(2)
+        with jf.init(address=cluster.address) as client:
+            workers = client.backend._workers(fresh=True)  # type: ignore[attr-defined]
+            [gpu_worker] = [a for a, w in workers.items() if w["resources"].get("GPU") == 1]
+            ran = {f.result(30) for f in [jf.submit(where_am_i, min_gpu=1) for _ in range(6)]}
+            assert ran == {gpu_worker}
+            rows = {w["id"]: w for w in client.status()["workers"]}
+            assert rows[gpu_worker]["capacity"]["GPU"] == 1.0
+            assert all(w["gpus"] == [] for w in rows.values())  # no NVML on these workers
+            with pytest.raises(jf.UnsatisfiableRequirementError):
+                jf.submit(where_am_i, min_gpu=2)
+    finally:
+        cluster.stop()
+
+
+def test_a_dask_workers_own_gpu_monitor_is_shown() -> None:
+    """What distributed's SystemMonitor adds to a worker's metrics when pynvml finds a GPU
+    (the key names of distributed/system_monitor.py), as status() rows."""
+    from jupyter_futures.dask.records import dask_gpus
+
+    metrics = {"cpu": 3.0, "gpu-memory-total": 85520809984, "gpu_utilization": 41, "gpu_memory_used": 2 << 30}
+    assert dask_gpus({"gpu": {"name": "NVIDIA H100 80GB HBM3"}}, metrics) == [
+        {
+            "index": 0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "utilization": 41.0,
+            "memory_used": 2 << 30,
+            "memory_total": 85520809984,
+        }
+    ]
+    assert dask_gpus({}, {"cpu": 3.0}) == []

@@ -131,6 +131,7 @@ class Dashboard(SnapshotWidget):
         self.stream.pull(self.client.backend)
         parts = [
             self._workers(workers, "managed" if on_dask else "store"),
+            _gpus(workers),
             self._futures(counts, latest),
             _queued(st.get("queued") or []),
             _section("Task stream", ts.svg(self.stream, STREAM_WIDTH) + ts.legend(self.stream)),
@@ -333,6 +334,28 @@ def _queued(rows: list[dict[str, int]]) -> str:
         rest = sum(r["tasks"] for r in rows[QUEUES:])
         shown.append([h.dim(f"{more} more"), "", f"{rest:,}"])
     return _section("Queued", h.table(["cell", "priority", "pending"], shown))
+
+
+def _gpus(workers: list[dict[str, Any]]) -> str:
+    """Each worker's GPUs (``status()["workers"][i]["gpus"]``): utilisation and memory, the
+    whole device's; shown only where some worker has one."""
+    rows = []
+    for w in workers:
+        for g in w.get("gpus") or []:
+            util, used, total = g.get("utilization"), g.get("memory_used"), g.get("memory_total")
+            rows.append(
+                [
+                    f"{h.dot('running' if util else 'done')}{w['id']}",
+                    f"{g['index']} {h.dim(h.esc(g.get('name') or ''))}",
+                    h.bar(util / 100, width="6em", label=f"{util:.0f}%") if util is not None else h.dim("?"),
+                    h.bar(used / total, h.COLORS["done"], "6em", f"{h.nbytes(used)} / {h.nbytes(total)}")
+                    if used is not None and total
+                    else h.dim("?"),
+                ]
+            )
+    if not rows:
+        return ""
+    return _section("GPUs", h.table(["worker", "GPU", "busy", "memory"], rows))
 
 
 def _dropped(messages: dict[str, Any] | None) -> str:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 from ...capture.output import TaskOutput
 from ...errors import ObjectLost
+from ...gpus import GpuSampler
 from .. import logs as worker_logs
 from .. import protocol as P
 from ..client_base import set_client
@@ -68,6 +69,7 @@ class Worker:
         self.parent: int = config["parent"]
         self.shm_dir = Path(config["shm_dir"])
         self.heartbeat_interval: float = config["heartbeat"]
+        self.gpus = GpuSampler(config.get("gpus", []))  # its devices, sampled on each heartbeat
         self.codec = Codec(bytes.fromhex(config["key"]))
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.inbox = Inbox(self.ctx, config["address"], self.codec)
@@ -293,6 +295,7 @@ class Worker:
             "objects": store.objects,
             "running": sorted(self.runners.threads_of),
             "dropped_frames": dict(self.inbox.verifier.dropped_by),
+            "gpus": self.gpus.sample(),
         }
 
 
