@@ -58,9 +58,10 @@ def test_one_extra_installs_the_jupyter_side_and_every_named_extra_exists() -> N
     for place, extras in named.items():
         assert extras <= defined, f"{place} names extras that pyproject.toml lacks: {extras - defined}"
     # Besides the test and benchmark set-ups, one name for "what a notebook user installs",
-    # one for the Dask backend (which brings the pinned Dask) and one for joblib's backend.
+    # one for the Dask backend (which brings the pinned Dask), one for joblib's backend and
+    # one for GPU figures (NVML).
     user_facing = set().union(*named.values()) - {"test", "bench"}
-    assert user_facing == {"notebook", "dask", "joblib"}, user_facing
+    assert user_facing == {"notebook", "dask", "joblib", "gpu"}, user_facing
     readme_first_command = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("\n```", 1)[0]
     assert '.venv/bin/pip install -e ".[notebook]"' in readme_first_command
 
