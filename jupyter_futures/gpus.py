@@ -4,7 +4,7 @@
 
     detect() ── NVML (nvidia-ml-py's ``pynvml``) ──► [Gpu(index, name, uuid, memory_total)]
              └─ no NVML: CUDA_VISIBLE_DEVICES, else ``nvidia-smi -L``; neither: no GPU
-    plan(n_workers, gpus_per_worker, gpus, found) ──► one GpuSlot per GPU worker
+    plan(gpus_per_worker, gpus, found) ──► the GPU slots, taken by workers in turn
         default: one GPU each for the first workers, pinned (dask-cuda's rule); the rest none
     visible_env(slot, found) ──► the worker's CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES
     GpuSampler(indices).sample() ── NVML ──► [GpuStats] (utilisation, memory used / total),
@@ -167,21 +167,16 @@ def detect(env: dict[str, str] | None = None) -> list[Gpu]:
 # -- sharing them out ---------------------------------------------------------------------
 
 
-def plan(
-    n_workers: int,
-    gpus_per_worker: float | None,
-    gpus: Sequence[int] | None,
-    found: Sequence[Gpu],
-) -> list[GpuSlot]:
-    """The GPU workers: one :class:`GpuSlot` for each of the first workers that get GPUs
-    (the others are CPU-only).
+def plan(gpus_per_worker: float | None, gpus: Sequence[int] | None, found: Sequence[Gpu]) -> list[GpuSlot]:
+    """The GPU slots: a worker takes the first free one when it starts (a replacement takes
+    its predecessor's), and a worker that finds none free is CPU-only.
 
-    - default (``gpus_per_worker=None``, ``gpus=None``): each found device to one worker,
-      pinned to it, as many workers as devices (at most ``n_workers``);
+    - default (``gpus_per_worker=None``, ``gpus=None``): each found device is one slot,
+      one worker pinned to it;
     - ``gpus=[0, 2]``: only those devices are offered (by NVML index);
     - ``gpus_per_worker=k``: ``k`` devices per worker (a whole number), or ``1/k`` workers
       sharing each device when ``k < 1``; with no device found, ``k`` is a declared number
-      offered by every worker and nothing is pinned (planning, tests);
+      offered by every worker and nothing is pinned (one slot with no device: planning, tests);
     - ``gpus_per_worker=0``: no GPU for any worker.
     """
     if gpus_per_worker is not None and (gpus_per_worker < 0 or gpus_per_worker != gpus_per_worker):
@@ -198,7 +193,7 @@ def plan(
     if gpus_per_worker == 0:
         return []
     if not offered:  # none here: a declared number, pinned to nothing (as before detection)
-        return [GpuSlot((), float(gpus_per_worker))] * n_workers if gpus_per_worker else []
+        return [GpuSlot((), float(gpus_per_worker))] if gpus_per_worker else []
     k = 1.0 if gpus_per_worker is None else float(gpus_per_worker)
     slots: list[GpuSlot] = []
     if k >= 1:
@@ -213,7 +208,7 @@ def plan(
             raise ValueError(f"gpus_per_worker below 1 must be 1/n (1/2, 1/4, ...), got {k:g}")
         for device in offered:
             slots.extend(GpuSlot((device,), k) for _ in range(share))
-    return slots[:n_workers]
+    return slots
 
 
 def visible_env(slot: GpuSlot | None, pinning: bool) -> dict[str, str]:

@@ -105,7 +105,7 @@ class LocalBackend(BaseClient):
             capacity[str(k)] = float(v)
         found = gpus_mod.detect() if gpus_per_worker != 0 else []
         self.gpus = found  # what was found on this machine (status, the panel)
-        slots = gpus_mod.plan(n, gpus_per_worker, gpus, found)
+        slots = gpus_mod.plan(gpus_per_worker, gpus, found)
         self.n_workers = n
         self.cluster = LocalCluster(
             n,

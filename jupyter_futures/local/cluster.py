@@ -349,6 +349,8 @@ class LocalCluster:
     def _capacity_of(self, wid: int) -> dict[str, float]:
         """What worker ``wid`` offers: the common capacity and, if a GPU slot is free (or
         it inherited one), that slot's GPUs."""
+        if self.gpu_slots and not self._pin_gpus:  # declared, pinned to nothing: every worker
+            return {**self.capacity, "gpu": self.gpu_slots[0].capacity}
         slot = self._slot_of.get(wid)
         if slot is None:
             taken = set(self._slot_of.values())

@@ -25,7 +25,7 @@ from traitlets.config import Config
 
 import jupyter_futures as jf
 from jupyter_futures.jupyter.cell_analysis import analyse
-from jupyter_futures.jupyter.magics import parse_resources, parse_size
+from jupyter_futures.jupyter.magics import parse_indices, parse_resources, parse_size
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -89,6 +89,9 @@ def test_parse_size_and_resources_refuse_nonsense() -> None:
     for bad in ("licence", "=1", "licence=many"):
         with pytest.raises(ArgumentTypeError, match="name=amount"):
             parse_resources(bad)
+    assert parse_indices("0,2") == [0, 2] and parse_indices("1") == [1]
+    with pytest.raises(ArgumentTypeError, match="GPU indices"):
+        parse_indices("0,first")
 
 
 # -- the shell --------------------------------------------------------------------------

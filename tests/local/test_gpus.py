@@ -100,20 +100,19 @@ def test_without_nvml_cuda_visible_devices_then_nvidia_smi(
 
 def test_plan_shares_devices_out() -> None:
     two = [Gpu(0), Gpu(1)]
-    assert gpus.plan(4, None, None, two) == [GpuSlot((0,), 1.0), GpuSlot((1,), 1.0)]  # first workers only
-    assert gpus.plan(1, None, None, two) == [GpuSlot((0,), 1.0)]
-    assert gpus.plan(4, None, [1], two) == [GpuSlot((1,), 1.0)]
-    assert gpus.plan(4, 2, None, two) == [GpuSlot((0, 1), 2.0)]
-    assert gpus.plan(4, 0.5, None, two) == [GpuSlot((0,), 0.5)] * 2 + [GpuSlot((1,), 0.5)] * 2
-    assert gpus.plan(4, 0, None, two) == []
-    assert gpus.plan(2, None, None, []) == []  # none found, none declared
-    assert gpus.plan(2, 1, None, []) == [GpuSlot((), 1.0)] * 2  # declared, pinned to nothing
+    assert gpus.plan(None, None, two) == [GpuSlot((0,), 1.0), GpuSlot((1,), 1.0)]  # one worker each
+    assert gpus.plan(None, [1], two) == [GpuSlot((1,), 1.0)]
+    assert gpus.plan(2, None, two) == [GpuSlot((0, 1), 2.0)]
+    assert gpus.plan(0.5, None, two) == [GpuSlot((0,), 0.5)] * 2 + [GpuSlot((1,), 0.5)] * 2
+    assert gpus.plan(0, None, two) == []
+    assert gpus.plan(None, None, []) == []  # none found, none declared
+    assert gpus.plan(1, None, []) == [GpuSlot((), 1.0)]  # declared: every worker, pinned to nothing
     with pytest.raises(ValueError, match=r"no GPU \[5\]"):
-        gpus.plan(2, None, [5], two)
+        gpus.plan(None, [5], two)
     with pytest.raises(ValueError, match="whole number"):
-        gpus.plan(2, 1.5, None, two)
+        gpus.plan(1.5, None, two)
     with pytest.raises(ValueError, match="1/n"):
-        gpus.plan(2, 0.3, None, two)
+        gpus.plan(0.3, None, two)
 
 
 # -- real workers -------------------------------------------------------------------------
@@ -186,6 +185,21 @@ def test_a_replaced_worker_keeps_its_device(two_gpus: Path) -> None:
         assert new_pid != pid and new_dev == "1"
 
 
+def test_workers_added_later_take_the_free_devices(two_gpus: Path) -> None:
+    with jf.init(1) as client:
+        client.wait_for_workers()
+        client.scale(3)
+        client.wait_for_workers(3)
+        assert sorted(w["capacity"].get("gpu", 0) for w in client.status()["workers"]) == [0, 1, 1]
+        seen = {client.submit(devices_seen, min_gpu=1).result(30)[1] for _ in range(3)}
+        assert seen <= {"0", "1"}
+        client.scale(1)  # two retire, their devices free again
+        wait_until(lambda: len(client.status()["workers"]) == 1, 30)
+        client.scale(3)
+        client.wait_for_workers(3)
+        assert sorted(w["capacity"].get("gpu", 0) for w in client.status()["workers"]) == [0, 1, 1]
+
+
 def test_status_shows_each_workers_device_memory(two_gpus: Path) -> None:
     with jf.init(2) as client:
         client.wait_for_workers()
@@ -222,6 +236,9 @@ def test_without_gpus_a_declared_count_pins_nothing(monkeypatch: pytest.MonkeyPa
         assert all(w["capacity"]["gpu"] == 1 and w["gpus"] == [] for w in client.status()["workers"])
         _pid, dev, order = client.submit(devices_seen, min_gpu=1).result(30)
         assert dev is None and order is None  # the environment is the kernel's, as before
+        client.scale(3)  # a worker added later offers the declared GPU too
+        client.wait_for_workers(3)
+        assert [w["capacity"]["gpu"] for w in client.status()["workers"]] == [1, 1, 1]
     with jf.init(2) as client:
         assert all("gpu" not in w["capacity"] for w in client.status()["workers"])
         from jupyter_futures.jupyter.widgets.dashboard import Dashboard
