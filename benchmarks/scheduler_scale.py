@@ -7,6 +7,7 @@
       submit N plain no-op tasks from the kernel       -> bytes per queued future, us per submit
       the workers finish them, one done() per result   -> us per event (each places the next)
       the kernel releases them                         -> us per release
+      a worker dies with N queued (a pass of its own)  -> ms (it scans every record)
 
     the whole kernel side, in a fresh process: jf.init(1), its one worker held busy
       jf.submit(pow, i, 2) N times (all queue)          -> bytes per queued future (RSS), us per submit
@@ -80,6 +81,16 @@ def queued_bytes(n: int) -> tuple[float, str]:
     return (psutil.Process().memory_info().rss - rss0) / n, "rss"
 
 
+def worker_death_ms(n: int) -> float:
+    """One worker's death while ``n`` futures are queued (its work goes back to the queue)."""
+    gc.collect()
+    s = _ready_scheduler()
+    _submit_all(s, n)
+    t0 = time.perf_counter()
+    s.worker_died(1, -9, 1.0)
+    return (time.perf_counter() - t0) * 1e3
+
+
 def measure(n: int) -> dict[str, Any]:
     per_future, how = queued_bytes(n)
     gc.collect()
@@ -98,6 +109,7 @@ def measure(n: int) -> dict[str, Any]:
     s.release(DRIVER, list(range(1, n + 1)), 2.0)
     release_s = time.perf_counter() - t0
     assert events == n, (events, n)
+    death_ms = worker_death_ms(n)
     return {
         "futures": n,
         "bytes_per_queued_future": per_future,
@@ -105,6 +117,7 @@ def measure(n: int) -> dict[str, Any]:
         "us_per_submit": submit_s / n * 1e6,
         "us_per_done_event": done_s / n * 1e6,
         "us_per_release": release_s / n * 1e6,
+        "ms_per_worker_death": death_ms,
         "tasks_left": len(s.tasks),
     }
 
@@ -173,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = [measure(int(n)) for n in args.futures.split(",") if n]
     print("the pure scheduler (core/), two ready workers, no processes:")
-    print("| futures | bytes per queued future | us per submit | us per done event | us per release |")
-    print("|---|---|---|---|---|")
+    print("| futures | bytes per queued future | us per submit | us per done | us per release | death |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['futures']:,} | {r['bytes_per_queued_future']:,.0f} ({r['measured_by']}) "
-            f"| {r['us_per_submit']:.1f} | {r['us_per_done_event']:.1f} | {r['us_per_release']:.1f} |"
+            f"| {r['us_per_submit']:.1f} | {r['us_per_done_event']:.1f} | {r['us_per_release']:.1f} "
+            f"| {r['ms_per_worker_death']:.1f} ms |"
         )
     kernel = kernel_row(args.kernel) if args.kernel else None
     if kernel is not None:

@@ -155,4 +155,6 @@ def test_scheduler_scale_runs_every_future_through_and_frees_them() -> None:
     [row] = [scheduler_scale.measure(2_000)]
     assert row["futures"] == 2_000 and row["tasks_left"] == 0  # all run, all released
     assert row["measured_by"] == "tracemalloc" and row["bytes_per_queued_future"] > 0
-    assert all(row[k] > 0 for k in ("us_per_submit", "us_per_done_event", "us_per_release"))
+    assert all(
+        row[k] > 0 for k in ("us_per_submit", "us_per_done_event", "us_per_release", "ms_per_worker_death")
+    )
