@@ -177,7 +177,9 @@ def test_a_short_soak_with_kills_and_stops_gives_right_results_and_leaves_nothin
     assert f["injector_error"] is None
     assert f["kills"] >= 2 and f["kills_detected"] == f["kills"]
     assert f["stops"] >= 1 and f["stops_detected"] == f["stops"], f["faults"]
-    assert f["max_stop_detection_s"] < 1.0 + 2.0  # heartbeat_timeout, a tick, a margin
+    # heartbeat_timeout, a tick, a margin for a loaded machine (the I/O thread never waits
+    # long for anything else: a dead worker's exit code, at most REAP_WAIT)
+    assert f["max_stop_detection_s"] < 1.0 + 3.0, f["faults"]
     assert run_["workers_at_end"] == 3
     # In a tree, each death makes a task run again at most once: cut short there, its
     # value lost there, or an input of one of those. The engine's own limit (a task whose

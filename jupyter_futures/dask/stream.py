@@ -57,19 +57,22 @@ class DaskRuns:
             with self._lock:
                 self._pulling = False
             raise
-        offset = time.time() - time.monotonic()
+        now = time.monotonic()
+        offset = time.time() - now
         with self._lock:
             self._pulling = False
             self._index = max(index, start + len(records))
             for msg in records:
-                self._add(msg, offset, record_of)
+                self._add(msg, offset, now, record_of)
 
     async def _fetch(self, start: int) -> tuple[int, list[dict[str, Any]]]:
         index = await self._client.scheduler.get_task_stream_index()
         records = await self._client.scheduler.get_task_stream(start_index=start)
         return int(index), list(records)
 
-    def _add(self, msg: dict[str, Any], offset: float, record_of: Callable[[int], Record | None]) -> None:
+    def _add(
+        self, msg: dict[str, Any], offset: float, now: float, record_of: Callable[[int], Record | None]
+    ) -> None:
         key = msg.get("key")
         if not isinstance(key, str) or self._marker not in key:
             return
@@ -84,7 +87,14 @@ class DaskRuns:
             state = "cancelled" if rec is not None and rec.state == "cancelled" else "failed"
         for ss in msg.get("startstops", ()):
             if ss.get("action") == "compute":
-                self.log.add(ss["start"] - offset, ss["stop"] - offset, lane, name, state)
+                run_start, run_stop = ss["start"] - offset, ss["stop"] - offset
+                # Dask moves a worker's times by its estimate of that worker's clock offset,
+                # off by some ms on a busy machine: a run never starts before this kernel
+                # submitted it, nor ends after it was read (its length is kept).
+                early = (rec.submitted - run_start) if rec is not None else 0.0
+                late = run_stop + max(0.0, early) - now
+                shift = max(0.0, early) - max(0.0, late)
+                self.log.add(run_start + shift, run_stop + shift, lane, name, state)
 
     def call_ran(self, rec: Record, ended: float) -> None:
         """An actor call settled: its run, as this kernel saw it."""

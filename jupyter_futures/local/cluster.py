@@ -95,6 +95,7 @@ def worker_env(gpu_env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 SHUTDOWN_WAIT = 10.0  # seconds the I/O thread waits for shutdown() to stop the workers
+REAP_WAIT = 0.5  # seconds the I/O thread waits for a dead worker's exit code (ms, as a rule)
 
 
 class LocalCluster:
@@ -412,7 +413,11 @@ class LocalCluster:
         if not self.closing:
             self._spawner.prestart(worker_env(), os.getcwd())
         proc = self.procs.pop(wid)
-        code = proc.wait()
+        try:  # dead already (its pidfd said so): only its exit code may still be on its way
+            code: int | None = proc.wait(REAP_WAIT)
+        except subprocess.TimeoutExpired:  # never hold the I/O thread for it
+            log.warning("worker %s died; its exit code did not come within %.1f s", wid, REAP_WAIT)
+            code = None
         fd = self._pidfds.pop(wid, None)
         if fd is not None:
             os.close(fd)
