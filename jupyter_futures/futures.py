@@ -26,7 +26,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -127,19 +127,27 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
         if actor_id is not None:
             self.actor_id = actor_id
 
+    def _made(self, attr: str, make: Callable[[], Any]) -> Any:
+        """``self.<attr>``, made by ``make`` (under ``_LAZY``) the first time it is asked for."""
+        value = getattr(self, attr)
+        if value is None:
+            with _LAZY:
+                value = getattr(self, attr)
+                if value is None:
+                    value = make()
+                    setattr(self, attr, value)
+        return value
+
     @property
     def _condition(self) -> threading.Condition:  # type: ignore[override]
         """``concurrent.futures.Future``'s condition, made on first use (a wait, a callback,
         ``concurrent.futures.wait``)."""
-        cond = self._cond
-        if cond is None:
-            with _LAZY:
-                cond = self._cond
-                if cond is None:
-                    self._waiters = []
-                    self._done_callbacks = []
-                    cond = self._cond = threading.Condition()
-        return cond
+        return self._made("_cond", self._new_condition)  # type: ignore[no-any-return]
+
+    def _new_condition(self) -> threading.Condition:
+        self._waiters = []
+        self._done_callbacks = []
+        return threading.Condition()
 
     @property
     def backend(self) -> FutureBackend:
@@ -246,19 +254,10 @@ class Future(cf.Future, Generic[T]):  # type: ignore[type-arg]
             return marker  # type: ignore[no-any-return]
         if writable:
             return self._decode(writable=True)  # type: ignore[no-any-return]
-        with self._decode_lock():
+        with self._made("_decoding", threading.Lock):
             if self._value is _UNDECODED:
                 self._value = self._decode(writable=False)
             return self._value  # type: ignore[no-any-return]
-
-    def _decode_lock(self) -> threading.Lock:
-        lock = self._decoding
-        if lock is None:
-            with _LAZY:
-                lock = self._decoding
-                if lock is None:
-                    lock = self._decoding = threading.Lock()
-        return lock
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._wait(timeout)

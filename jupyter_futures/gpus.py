@@ -6,7 +6,7 @@
              └─ no NVML: CUDA_VISIBLE_DEVICES, else ``nvidia-smi -L``; neither: no GPU
     plan(gpus_per_worker, gpus, found) ──► the GPU slots, taken by workers in turn
         default: one GPU each for the first workers, pinned (dask-cuda's rule); the rest none
-    visible_env(slot, found) ──► the worker's CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES
+    GpuSlots(plan).take(wid) / .env(wid) ──► a worker's GPUs, CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES
     GpuSampler(indices).sample() ── NVML ──► [GpuStats] (utilisation, memory used / total),
         on each worker's heartbeat thread, for ``status()``, the dashboard and the panel
 
@@ -211,18 +211,49 @@ def plan(gpus_per_worker: float | None, gpus: Sequence[int] | None, found: Seque
     return slots
 
 
-def visible_env(slot: GpuSlot | None, pinning: bool) -> dict[str, str]:
-    """A worker's GPU environment: its devices (``slot``) when devices are pinned, none
-    for a CPU-only worker on a machine with GPUs (so it cannot land on device 0 by
-    accident), nothing where no device was found (``pinning`` False)."""
-    if not pinning:
-        return {}
-    devices = ",".join(str(i) for i in slot.devices) if slot is not None else ""
-    return {
-        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-        "CUDA_VISIBLE_DEVICES": devices,
-        "NVIDIA_VISIBLE_DEVICES": devices or "void",
-    }
+class GpuSlots:
+    """Which worker holds which slot: a starting worker takes the first free one (its
+    replacement, its predecessor's), a worker gone for good frees its own. With no device
+    to pin (a declared number) every worker offers the declared GPUs and none is pinned."""
+
+    def __init__(self, slots: Sequence[GpuSlot]) -> None:
+        self.slots = list(slots)
+        self.pinned = any(slot.devices for slot in self.slots)
+        self._of: dict[int, int] = {}  # worker -> its slot
+
+    def take(self, wid: int, replacing: int | None = None) -> float:
+        """Worker ``wid`` starts (in place of ``replacing``): the GPUs it offers (0: none)."""
+        if not self.pinned:
+            return self.slots[0].capacity if self.slots else 0.0
+        k = self._of.pop(replacing, None) if replacing is not None else None
+        if k is None:
+            taken = set(self._of.values())
+            k = next((i for i in range(len(self.slots)) if i not in taken), None)
+            if k is None:
+                return 0.0
+        self._of[wid] = k
+        return self.slots[k].capacity
+
+    def free(self, wid: int) -> None:
+        """Worker ``wid`` is gone and not replaced: its devices go to the next one."""
+        self._of.pop(wid, None)
+
+    def devices(self, wid: int) -> tuple[int, ...]:
+        k = self._of.get(wid)
+        return self.slots[k].devices if k is not None else ()
+
+    def env(self, wid: int) -> dict[str, str]:
+        """Worker ``wid``'s GPU environment: its devices, none for a CPU-only worker on a
+        machine with GPUs (so it cannot land on device 0 by accident), nothing where no
+        device is pinned."""
+        if not self.pinned:
+            return {}
+        devices = ",".join(str(i) for i in self.devices(wid))
+        return {
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+            "CUDA_VISIBLE_DEVICES": devices,
+            "NVIDIA_VISIBLE_DEVICES": devices or "void",
+        }
 
 
 # -- sampling -----------------------------------------------------------------------------
@@ -281,11 +312,3 @@ class GpuSampler:
                 }
             )
         return out
-
-    def close(self) -> None:
-        if self._nvml is not None:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:
-                pass
-            self._nvml = None

@@ -28,11 +28,6 @@ def added(members: IntSet, x: int) -> set[int]:
     return {*members, x}
 
 
-def discard(members: IntSet, x: int) -> None:
-    if isinstance(members, set):
-        members.discard(x)
-
-
 def removed(members: IntSet, x: int) -> IntSet:
     """``members`` without ``x``: the same set, or a smaller frozenset in place of a shared one."""
     if isinstance(members, set):

@@ -73,7 +73,6 @@ from .records import (
     ActorState,
     TaskState,
     added,
-    discard,
     framework_error,
     only,
     removed,
@@ -517,7 +516,7 @@ class SchedulerState:
             ct = self.tasks.get(c)
             if ct is None or ct.state != WAITING or tid not in ct.waiting_on:
                 continue
-            discard(ct.waiting_on, tid)
+            ct.waiting_on = removed(ct.waiting_on, tid)
             if not ct.waiting_on:
                 if ct.spec.kind == "call":
                     actor_rules.pump(self, self.actors[ct.spec.actor or -1])
@@ -560,7 +559,7 @@ class SchedulerState:
         for d in t.inputs:
             dep = self.tasks.get(d)
             if dep is not None:
-                discard(dep.consumers, t.spec.tid)
+                dep.consumers = removed(dep.consumers, t.spec.tid)
                 self._maybe_free(dep)
         self._maybe_free(t)
 

@@ -91,9 +91,8 @@ class DaskRuns:
                 # Dask moves a worker's times by its estimate of that worker's clock offset,
                 # off by some ms on a busy machine: a run never starts before this kernel
                 # submitted it, nor ends after it was read (its length is kept).
-                early = (rec.submitted - run_start) if rec is not None else 0.0
-                late = run_stop + max(0.0, early) - now
-                shift = max(0.0, early) - max(0.0, late)
+                shift = max(0.0, rec.submitted - run_start) if rec is not None else 0.0
+                shift -= max(0.0, run_stop + shift - now)
                 self.log.add(run_start + shift, run_stop + shift, lane, name, state)
 
     def call_ran(self, rec: Record, ended: float) -> None:

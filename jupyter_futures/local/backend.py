@@ -104,7 +104,7 @@ class LocalBackend(BaseClient):
                 raise ValueError(f"use {k}s_per_worker rather than resources={{{k!r}: ...}}")
             capacity[str(k)] = float(v)
         found = gpus_mod.detect() if gpus_per_worker != 0 else []
-        self.gpus = found  # what was found on this machine (status, the panel)
+        self.gpus = found  # what was found on this machine (benchmarks.gpu_check reports it)
         slots = gpus_mod.plan(gpus_per_worker, gpus, found)
         self.n_workers = n
         self.cluster = LocalCluster(
@@ -258,7 +258,7 @@ class LocalBackend(BaseClient):
         snap["kernel_store"] = {"used": store.used, "capacity": store.capacity, "objects": store.objects}
         snap["cluster"] = self.cluster.id
         snap["engine"] = self.name
-        snap["messages"] = self.cluster.messages_status()
+        snap["messages"] = views.messages(self.cluster)
         return cast(ClusterStatus, snap)
 
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:

@@ -42,7 +42,6 @@ from typing import Any, ParamSpec, TypeVar
 import psutil
 import zmq
 
-from ..backend import MessagesStatus
 from ..core.instructions import (
     AdoptObjects,
     CallActor,
@@ -59,7 +58,7 @@ from ..core.instructions import (
     SpawnWorker,
 )
 from ..core.scheduler import SchedulerState
-from ..gpus import GpuSlot, visible_env
+from ..gpus import GpuSlot, GpuSlots
 from . import logs as worker_logs
 from . import protocol as P
 from .protocol import DRIVER, Codec, Outcome
@@ -118,12 +117,7 @@ class LocalCluster:
         self._key = secrets.token_bytes(32)
         self.codec = Codec(self._key)
         self.capacity = capacity  # what every worker offers, GPUs aside
-        # The GPU workers: slot k's devices go to one live worker at a time, inherited by
-        # its replacement; a worker without a slot is CPU-only (and, where devices are
-        # pinned, sees none).
-        self.gpu_slots = list(gpu_slots)
-        self._pin_gpus = any(slot.devices for slot in self.gpu_slots)
-        self._slot_of: dict[int, int] = {}
+        self.gpus = GpuSlots(gpu_slots)  # which worker has which GPUs
         self.store_capacity = store_capacity
         self.heartbeat_interval = heartbeat_interval
         self._on_resolve = on_resolve
@@ -296,7 +290,7 @@ class LocalCluster:
                     elif worker in self._spawns:  # never started: it never will
                         self._spawns.remove(worker)
                         resolves += self._execute(self.state.worker_died(worker, 0, time.monotonic()))
-                        self._slot_of.pop(worker, None)
+                        self.gpus.free(worker)
                     else:  # being started on the I/O thread: told once its outbox exists
                         self._stop_when_started.add(worker)
                 case AdoptObjects(_dead, copies):
@@ -334,11 +328,9 @@ class LocalCluster:
     def _replace(self, dead: int) -> None:
         if self.closing:
             return
-        slot = self._slot_of.pop(dead, None)
         wid = self._claim_wid()
-        if slot is not None:  # the same devices, for the work resubmitted to it
-            self._slot_of[wid] = slot
-        self.state.add_worker(wid, self._capacity_of(wid), time.monotonic())
+        # the same devices, for the work resubmitted to it
+        self.state.add_worker(wid, self._capacity_of(wid, replacing=dead), time.monotonic())
         self._spawns.append(wid)
         self._wake()
 
@@ -347,24 +339,10 @@ class LocalCluster:
         self._next_wid += 1
         return wid
 
-    def _capacity_of(self, wid: int) -> dict[str, float]:
-        """What worker ``wid`` offers: the common capacity and, if a GPU slot is free (or
-        it inherited one), that slot's GPUs."""
-        if self.gpu_slots and not self._pin_gpus:  # declared, pinned to nothing: every worker
-            return {**self.capacity, "gpu": self.gpu_slots[0].capacity}
-        slot = self._slot_of.get(wid)
-        if slot is None:
-            taken = set(self._slot_of.values())
-            slot = next((k for k in range(len(self.gpu_slots)) if k not in taken), None)
-            if slot is None:
-                return self.capacity
-            self._slot_of[wid] = slot
-        return {**self.capacity, "gpu": self.gpu_slots[slot].capacity}
-
-    def gpus_of(self, wid: int) -> tuple[int, ...]:
-        """The devices worker ``wid`` is pinned to (none for a CPU-only worker)."""
-        slot = self._slot_of.get(wid)
-        return self.gpu_slots[slot].devices if slot is not None else ()
+    def _capacity_of(self, wid: int, replacing: int | None = None) -> dict[str, float]:
+        """What worker ``wid`` offers: the common capacity, and GPUs if it gets some."""
+        gpu = self.gpus.take(wid, replacing)
+        return {**self.capacity, "gpu": gpu} if gpu else self.capacity
 
     # -- processes --------------------------------------------------------------------
     def _spawn(self, wid: int) -> None:
@@ -384,11 +362,10 @@ class LocalCluster:
             # working directory) at their start, and every later change (set_sys_path).
             "sys_path": self.sys_path,
             "log": str(worker_logs.create(self.sock_dir, wid)),  # what it writes outside tasks
-            "gpus": list(self.gpus_of(wid)),  # sampled for status()
+            "gpus": list(self.gpus.devices(wid)),  # sampled for status()
         }
-        slot = self._slot_of.get(wid)
         # its GPUs in its environment before any of its code runs (the zygote sets it after fork)
-        env = worker_env(visible_env(self.gpu_slots[slot] if slot is not None else None, self._pin_gpus))
+        env = worker_env(self.gpus.env(wid))
         # In the kernel's working directory and environment of now: forked by the zygote
         # once it is up, a fresh interpreter before that (spawner.py).
         proc = self._spawner.start(wid, config, env, os.getcwd())
@@ -426,7 +403,7 @@ class LocalCluster:
             if box is not None:
                 box.close()
             resolves = self._execute(self.state.worker_died(wid, code, time.monotonic()))
-            self._slot_of.pop(wid, None)  # not replaced (retired): its GPUs are free
+            self.gpus.free(wid)  # not replaced (retired): its GPUs go to the next worker
         self.workers_changed.set()
         self._deliver(resolves)
         try:  # last: whatever it meets, the futures above are settled already
@@ -608,21 +585,6 @@ class LocalCluster:
         sweep_dead_clusters(self.shm_dir)
         self.procs.clear()
         self._reaper.close()  # last: were the kernel killed before, it would finish the job
-
-    def messages_status(self) -> MessagesStatus:
-        """The control frames dropped so far, by the kernel's inbox and every worker's
-        (dead ones' too, as last reported)."""
-        kernel = dict(self.inbox.verifier.dropped_by)
-        by = dict(kernel)
-        workers = 0
-        with self.lock:
-            reports = [w.stats.get("dropped_frames", {}) for w in self.state.workers.values() if w.stats]
-        for report in reports:
-            for reason, n in report.items():
-                by[reason] = by.get(reason, 0) + n
-                workers += n
-        nk = sum(kernel.values())
-        return {"dropped": nk + workers, "dropped_by": by, "kernel": nk, "workers": workers}
 
     def pids(self) -> list[int]:
         # A copy: the I/O thread adds and removes workers meanwhile.

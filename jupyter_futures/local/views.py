@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..backend import ActorView, FutureView
+from ..backend import ActorView, FutureView, MessagesStatus
 from ..core.records import ASSIGNED, FAILED, PUBLIC_STATE, WAITING
 from ..runs import TaskStream, lane_namer
 from .protocol import DRIVER
@@ -16,6 +16,23 @@ if TYPE_CHECKING:
     from ..core.records import TaskState
     from ..core.scheduler import SchedulerState
     from .cluster import LocalCluster
+
+
+def messages(cluster: LocalCluster) -> MessagesStatus:
+    """The control frames dropped so far, by the kernel's inbox and every worker's (dead
+    ones' too, as last reported)."""
+    kernel = dict(cluster.inbox.verifier.dropped_by)
+    by = dict(kernel)
+    workers = 0
+    reports = cluster.query(
+        lambda st: [w.stats.get("dropped_frames", {}) for w in st.workers.values() if w.stats], cluster.state
+    )
+    for report in reports:
+        for reason, n in report.items():
+            by[reason] = by.get(reason, 0) + n
+            workers += n
+    nk = sum(kernel.values())
+    return {"dropped": nk + workers, "dropped_by": by, "kernel": nk, "workers": workers}
 
 
 def task(cluster: LocalCluster, tid: int) -> FutureView | None:
